@@ -1,0 +1,81 @@
+/* Sessions and the interpreter loop. */
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+const tn_kernel *tn_kernel_for_op(int32_t opcode);
+
+int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_session **out, char *err,
+                      size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (!m || !out) return tn_fail(err, errlen, TN_ERR_BAD_ARGUMENT, "model or out is NULL");
+    *out = NULL;
+    size_t need = tn_model_arena_bytes(m);
+    if (arena && arena_bytes < need)
+        return tn_fail(err, errlen, TN_ERR_ARENA_TOO_SMALL, "arena of %zu bytes given, the model needs %zu", arena_bytes, need);
+    tn_session *s = (tn_session *)calloc(1, sizeof *s);
+    if (!s) return tn_fail(err, errlen, TN_ERR_NO_MEMORY, "out of memory");
+    s->m = m;
+    s->counters = (tn_counters *)calloc((size_t)m->n_ops, sizeof(tn_counters));
+    s->knobs = (tn_layer_knobs *)calloc((size_t)m->n_ops, sizeof(tn_layer_knobs));
+    if (!arena) {
+        s->own_alloc = calloc(1, need);
+        arena = s->own_alloc;
+    }
+    if (!s->counters || !s->knobs || !arena) {
+        tn_session_free(s);
+        return tn_fail(err, errlen, TN_ERR_NO_MEMORY, "out of memory for a %zu-byte arena", need);
+    }
+    uintptr_t a = (uintptr_t)arena;
+    a = (a + TN_PLAN_ARENA_ALIGN - 1) & ~(uintptr_t)(TN_PLAN_ARENA_ALIGN - 1);
+    s->arena = (uint8_t *)a;
+    s->scratch = s->arena + m->act_bytes;
+    *out = s;
+    return TN_ERR_OK;
+}
+
+void tn_session_free(tn_session *s) {
+    if (!s) return;
+    free(s->own_alloc);
+    free(s->counters);
+    free(s->knobs);
+    free(s);
+}
+
+void *tn_session_tensor(tn_session *s, int i) {
+    if (!s || i < 0 || i >= s->m->n_tensors) return NULL;
+    const tn_tensor *t = &s->m->tensors[i];
+    return t->storage == TN_STORAGE_CONST ? (void *)(s->m->consts + t->offset) : (void *)(s->arena + t->offset);
+}
+
+const char *tn_session_error(const tn_session *s) { return s ? s->err : "session is NULL"; }
+const tn_counters *tn_session_counters(const tn_session *s) { return s ? s->counters : NULL; }
+
+int tn_session_set_seed(tn_session *s, uint64_t seed) {
+    if (!s) return TN_ERR_BAD_ARGUMENT;
+    s->seed = seed;
+    return TN_ERR_OK;
+}
+
+int tn_session_run(tn_session *s) {
+    if (!s) return TN_ERR_BAD_ARGUMENT;
+    const tn_model *m = s->m;
+    s->err[0] = 0;
+    tn_ctx c;
+    c.m = m;
+    c.s = s;
+    c.scratch = s->scratch;
+    for (int i = 0; i < m->n_ops; i++) {
+        const tn_op *op = &m->ops[i];
+        c.op = op;
+        c.ctr = &s->counters[i];
+        c.knobs = &s->knobs[i];
+        memset(c.ctr, 0, sizeof *c.ctr);
+        int rc = tn_kernel_for_op(op->opcode)->eval(&c);
+        if (rc) {
+            if (!s->err[0]) tn_op_fail(s->err, sizeof s->err, op, rc, "evaluation failed (%s)", tn_error_name(rc));
+            return rc;
+        }
+    }
+    return TN_ERR_OK;
+}

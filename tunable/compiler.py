@@ -1,0 +1,411 @@
+"""Compiles a .tflite graph to a plan: uint8 -> int8 shift, multipliers, bias folding, arena planning.
+
+Each TFLite op is lowered by a function registered with @lowering(NAME); lowerings for the activation and
+reduction ops live in lower_activations.py. The plan holds everything that does not depend on the input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import planspec as ps
+from .errors import UnsupportedModelError
+from .graph import Graph, Op, Tensor
+from .plan import PlanOp, PlanTensor, plan_arena, serialize
+from .quant import activation_range, quantize_multipliers
+
+COMPILER_VERSION = "1"
+
+LOWERINGS: dict[str, Callable[["Lowering", Op], None]] = {}
+
+# layer-name prefixes; the n-th op of a kind is PREFIX_n (stable for a given model, shown by inspect)
+LAYER_PREFIX = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "dw", "FULLY_CONNECTED": "fc", "ADD": "add", "MUL": "mul",
+                "AVERAGE_POOL_2D": "avgpool", "MAX_POOL_2D": "maxpool", "MEAN": "mean", "PAD": "pad",
+                "PADV2": "pad", "RESHAPE": "reshape", "SQUEEZE": "squeeze", "CONCATENATION": "concat",
+                "SOFTMAX": "softmax", "LOGISTIC": "logistic", "RELU": "relu", "RELU6": "relu6",
+                "RELU_N1_TO_1": "relu1", "HARD_SWISH": "hardswish", "QUANTIZE": "quantize",
+                "DEQUANTIZE": "dequantize"}
+
+
+def lowering(*names: str):
+    def deco(fn):
+        for n in names:
+            LOWERINGS[n] = fn
+        return fn
+    return deco
+
+
+@dataclass
+class CompileOptions:
+    # per conv layer name -> (rank_channel, rank_row) int32 arrays, made by calibration (knobs)
+    conv_ranks: dict | None = None
+
+
+class Lowering:
+    """State of one compilation: plan tensors and ops, and the map from graph tensors to plan tensors."""
+
+    def __init__(self, graph: Graph, options: CompileOptions | None = None):
+        self.g = graph
+        self.options = options or CompileOptions()
+        self.tensors: list[PlanTensor] = []
+        self.ops: list[PlanOp] = []
+        self.map: dict[int, int] = {}
+        self._counts: dict[str, int] = {}
+
+    # ---- errors ----
+    def fail(self, op: Op, msg: str) -> UnsupportedModelError:
+        return UnsupportedModelError(f"{op.where(self.g.path)}: {msg}")
+
+    # ---- tensors ----
+    def gt(self, i: int) -> Tensor:
+        return self.g.tensors[i]
+
+    def t(self, gi: int) -> int:
+        """Plan tensor for graph tensor gi (made on first use)."""
+        if gi in self.map:
+            return self.map[gi]
+        src = self.g.tensors[gi]
+        if src.dtype not in ("int8", "uint8", "int16", "int32", "float32"):
+            raise UnsupportedModelError(f"{self.g.path}: tensor {gi} '{src.name}' has type {src.dtype}")
+        scale = float(src.scale[0]) if src.scale is not None and len(src.scale) else 0.0
+        pt = PlanTensor(src.name or f"t{gi}", src.dtype, tuple(src.shape) or (1,), scale, src.zp,
+                        None if src.data is None else np.asarray(src.data).reshape(tuple(src.shape) or (1,)))
+        self.map[gi] = len(self.tensors)
+        self.tensors.append(pt)
+        return self.map[gi]
+
+    def const(self, arr: np.ndarray, name: str) -> int:
+        arr = np.ascontiguousarray(arr)
+        self.tensors.append(PlanTensor(name, arr.dtype.name, tuple(arr.shape) or (1,), 0.0, 0,
+                                       arr.reshape(tuple(arr.shape) or (1,))))
+        return len(self.tensors) - 1
+
+    def arena(self, name: str, dtype: str, shape, scale: float = 0.0, zp: int = 0) -> int:
+        self.tensors.append(PlanTensor(name, dtype, tuple(shape), scale, zp))
+        return len(self.tensors) - 1
+
+    def layer_name(self, opname: str) -> str:
+        prefix = LAYER_PREFIX.get(opname, opname.lower())
+        self._counts[prefix] = self._counts.get(prefix, 0) + 1
+        return f"{prefix}_{self._counts[prefix]}"
+
+    def emit(self, opname: str, inputs: list[int], outputs: list[int], params: dict[str, int], src: Op,
+             name: str | None = None) -> PlanOp:
+        op = PlanOp(opname, list(inputs), list(outputs), {k: int(v) for k, v in params.items()},
+                    name or self.layer_name(src.opname), src.index)
+        self.ops.append(op)
+        return op
+
+    # ---- common checks ----
+    def require_int8(self, op: Op, *gis: int) -> None:
+        for gi in gis:
+            t = self.g.tensors[gi]
+            if t.dtype != "int8":
+                raise self.fail(op, f"tensor {gi} '{t.name}' is {t.dtype}, expected int8")
+            if t.scale is None:
+                raise self.fail(op, f"tensor {gi} '{t.name}' has no quantization parameters")
+
+    def act_range(self, op: Op, out: Tensor) -> tuple[int, int]:
+        fused = op.options.get("fused_activation_function", "NONE")
+        try:
+            return activation_range(fused, out.s, out.zp)
+        except ValueError as e:
+            raise self.fail(op, str(e)) from None
+
+
+# ------------------------------------------------------------------ passes over the graph
+
+def _check_quantized(g: Graph) -> None:
+    float_ops = [o for o in g.ops if o.opname not in ("QUANTIZE", "DEQUANTIZE")
+                 and any(g.tensors[i].dtype == "float32" for i in o.inputs + o.outputs if i >= 0)]
+    if float_ops:
+        o = float_ops[0]
+        raise UnsupportedModelError(
+            f"{g.path}: float32 model (node {o.index} {o.opname} computes in float). tunable runs full-integer "
+            "int8 models: convert with tf.lite.TFLiteConverter, optimizations=[tf.lite.Optimize.DEFAULT], a "
+            "representative_dataset, and target_spec.supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS_INT8]")
+    for t in g.tensors:
+        if t.dtype == "int16" and t.data is None:
+            raise UnsupportedModelError(f"{g.path}: tensor {t.index} '{t.name}': int16 activations (16x8 "
+                                        "quantization) are not supported")
+
+
+def shift_uint8(g: Graph) -> tuple[dict[int, int], dict[int, int]]:
+    """Legacy uint8 models: every uint8 tensor becomes int8 with value - 128 and zero point - 128, which is
+    the same arithmetic. Graph inputs/outputs keep a uint8 twin at the boundary; returns {int8: uint8 twin}
+    for inputs and for outputs."""
+    in_twins: dict[int, int] = {}
+    out_twins: dict[int, int] = {}
+    for t in list(g.tensors):
+        if t.dtype != "uint8":
+            continue
+        if t.index in g.inputs or t.index in g.outputs:
+            twin = Tensor(len(g.tensors), t.name, t.shape, "uint8", t.scale, t.zero_point, t.quant_axis, None)
+            g.tensors.append(twin)
+            if t.index in g.inputs:
+                in_twins[t.index] = twin.index
+            else:
+                out_twins[t.index] = twin.index
+        if t.data is not None:
+            t.data = (t.data.astype(np.int16) - 128).astype(np.int8)
+        if t.zero_point is not None:
+            t.zero_point = t.zero_point - 128
+        t.dtype = "int8"
+    return in_twins, out_twins
+
+
+def compile_graph(g: Graph, options: CompileOptions | None = None) -> bytes:
+    from . import lower_activations  # noqa: F401  (registers the activation lowerings)
+
+    _check_quantized(g)
+    in_twins, out_twins = shift_uint8(g)
+    lw = Lowering(g, options)
+    for gi, twin in in_twins.items():
+        src = Op(-1, "QUANTIZE", [twin], [gi])
+        LOWERINGS["QUANTIZE"](lw, src)
+        lw.ops[-1].name = f"input_to_int8_{len(lw.ops)}"
+    for op in g.ops:
+        fn = LOWERINGS.get(op.opname)
+        if fn is None:
+            raise UnsupportedModelError(f"{op.where(g.path)}: op {op.opname} is not supported "
+                                        f"(supported: {', '.join(sorted(LOWERINGS))})")
+        fn(lw, op)
+    for gi, twin in out_twins.items():
+        src = Op(-1, "QUANTIZE", [gi], [twin])
+        LOWERINGS["QUANTIZE"](lw, src)
+        lw.ops[-1].name = f"output_to_uint8_{len(lw.ops)}"
+    inputs = [lw.t(in_twins.get(i, i)) for i in g.inputs]
+    outputs = [lw.t(out_twins.get(o, o)) for o in g.outputs]
+    plan_arena(lw.tensors, lw.ops, inputs, outputs)
+    return serialize(lw.tensors, lw.ops, inputs, outputs)
+
+
+# ------------------------------------------------------------------ core lowerings
+
+def _same_padding(in_size: int, k: int, stride: int, dil: int, out_size: int) -> int:
+    eff = (k - 1) * dil + 1
+    total = max((out_size - 1) * stride + eff - in_size, 0)
+    return total // 2
+
+
+def _conv_like(lw: Lowering, op: Op, depthwise: bool) -> None:
+    o = op.options
+    xi, wi = op.inputs[0], op.inputs[1]
+    bi = op.inputs[2] if len(op.inputs) > 2 else -1
+    yi = op.outputs[0]
+    lw.require_int8(op, xi, wi, yi)
+    x, w, y = lw.gt(xi), lw.gt(wi), lw.gt(yi)
+    if w.data is None:
+        raise lw.fail(op, f"weights '{w.name}' are not constant")
+    if len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
+        raise lw.fail(op, "expects 4-D NHWC input, weights and output")
+    cout = y.shape[3]
+    wscale = np.asarray(w.scale, dtype=np.float64)
+    wzp = np.asarray(w.zero_point if w.zero_point is not None else [0])
+    q_axis = 3 if depthwise else 0
+    if len(wscale) > 1 and (w.quant_axis != q_axis or len(wscale) != cout):
+        raise lw.fail(op, f"weights '{w.name}' are quantized per axis {w.quant_axis} with {len(wscale)} scales; "
+                          f"expected axis {q_axis} with {cout}")
+    if np.any(wzp != wzp.flat[0]):
+        raise lw.fail(op, f"weights '{w.name}' have per-channel zero points")
+    w_zp = int(wzp.flat[0])
+    if len(wscale) == 1:
+        wscale = np.full(cout, wscale[0])
+    eff = x.s * wscale / y.s
+    mult, shift = quantize_multipliers(eff)
+    if bi >= 0:
+        b = lw.gt(bi)
+        if b.data is None or b.dtype != "int32":
+            raise lw.fail(op, f"bias '{b.name}' must be a constant int32 tensor")
+        bias = b.data.astype(np.int64).reshape(-1)
+    else:
+        bias = np.zeros(cout, dtype=np.int64)
+    wd = w.data.astype(np.int64)
+    if depthwise:
+        wsum = (wd - w_zp).reshape(-1, cout).sum(axis=0)
+    else:
+        wsum = (wd - w_zp).reshape(cout, -1).sum(axis=1)
+    # acc = bias + sum (w - wzp)(x - xzp); with wzp = 0 this is bias - xzp*sum(w) + sum(w*x)
+    folded = bias - x.zp * wsum
+    if np.any(np.abs(folded) >= 2**31):
+        raise lw.fail(op, "folded bias overflows int32")
+    stride_h, stride_w = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    dil_h, dil_w = int(o.get("dilation_h_factor", 1)), int(o.get("dilation_w_factor", 1))
+    kh, kw = w.shape[1], w.shape[2]
+    if o.get("padding") == "SAME":
+        pt = _same_padding(x.shape[1], kh, stride_h, dil_h, y.shape[1])
+        pl = _same_padding(x.shape[2], kw, stride_w, dil_w, y.shape[2])
+    else:
+        pt = pl = 0
+    lo, hi = lw.act_range(op, y)
+    name = lw.layer_name(op.opname)
+    ins = [lw.t(xi), lw.t(wi), lw.const(bias.astype(np.int32), f"{name}/bias"),
+           lw.const(mult, f"{name}/mult"), lw.const(shift, f"{name}/shift"),
+           lw.const(folded.astype(np.int32), f"{name}/bias_folded")]
+    ranks = (lw.options.conv_ranks or {}).get(name)
+    if ranks is not None:
+        rc, rr = ranks
+        ins += [lw.const(np.asarray(rc, np.int32), f"{name}/rank_channel"),
+                lw.const(np.asarray(rr, np.int32), f"{name}/rank_row")]
+    params = dict(stride_h=stride_h, stride_w=stride_w, dil_h=dil_h, dil_w=dil_w, pad_top=pt, pad_left=pl,
+                  act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp,
+                  depth_mult=int(o.get("depth_multiplier", 1)) if depthwise else 1)
+    if depthwise:
+        params["depth_mult"] = cout // x.shape[3]
+    lw.emit("DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", ins, [lw.t(yi)], params, op, name)
+
+
+@lowering("CONV_2D")
+def _conv(lw: Lowering, op: Op) -> None:
+    _conv_like(lw, op, False)
+
+
+@lowering("DEPTHWISE_CONV_2D")
+def _dw(lw: Lowering, op: Op) -> None:
+    _conv_like(lw, op, True)
+
+
+@lowering("FULLY_CONNECTED")
+def _fc(lw: Lowering, op: Op) -> None:
+    xi, wi = op.inputs[0], op.inputs[1]
+    bi = op.inputs[2] if len(op.inputs) > 2 else -1
+    yi = op.outputs[0]
+    lw.require_int8(op, xi, wi, yi)
+    x, w, y = lw.gt(xi), lw.gt(wi), lw.gt(yi)
+    if w.data is None:
+        raise lw.fail(op, f"weights '{w.name}' are not constant")
+    if len(w.shape) != 2:
+        raise lw.fail(op, f"weights '{w.name}' have rank {len(w.shape)}, expected 2")
+    if op.options.get("weights_format", 0) != 0:
+        raise lw.fail(op, "shuffled FC weights are not supported")
+    n, k = w.shape
+    wscale = np.asarray(w.scale, dtype=np.float64)
+    if len(wscale) > 1 and (w.quant_axis != 0 or len(wscale) != n):
+        raise lw.fail(op, f"weights '{w.name}' are quantized per axis {w.quant_axis}; expected axis 0 with {n} scales")
+    wzp = np.asarray(w.zero_point if w.zero_point is not None else [0])
+    if np.any(wzp != wzp.flat[0]):
+        raise lw.fail(op, f"weights '{w.name}' have per-channel zero points")
+    w_zp = int(wzp.flat[0])
+    if len(wscale) == 1:
+        wscale = np.full(n, wscale[0])
+    mult, shift = quantize_multipliers(x.s * wscale / y.s)
+    bias = lw.gt(bi).data.astype(np.int64).reshape(-1) if bi >= 0 else np.zeros(n, np.int64)
+    folded = bias - x.zp * (w.data.astype(np.int64) - w_zp).sum(axis=1)
+    lo, hi = lw.act_range(op, y)
+    name = lw.layer_name(op.opname)
+    ins = [lw.t(xi), lw.t(wi), lw.const(bias.astype(np.int32), f"{name}/bias"),
+           lw.const(mult, f"{name}/mult"), lw.const(shift, f"{name}/shift"),
+           lw.const(folded.astype(np.int32), f"{name}/bias_folded")]
+    lw.emit("FULLY_CONNECTED", ins, [lw.t(yi)], dict(act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp),
+            op, name)
+
+
+@lowering("ADD")
+def _add(lw: Lowering, op: Op) -> None:
+    ai, bi = op.inputs[0], op.inputs[1]
+    yi = op.outputs[0]
+    lw.require_int8(op, ai, bi, yi)
+    a, b, y = lw.gt(ai), lw.gt(bi), lw.gt(yi)
+    left_shift = 20
+    twice_max = 2 * max(a.s, b.s)
+    am, ash = quantize_multipliers([a.s / twice_max])
+    bm, bsh = quantize_multipliers([b.s / twice_max])
+    om, osh = quantize_multipliers([twice_max / ((1 << left_shift) * y.s)])
+    lo, hi = lw.act_range(op, y)
+    for t in (a, b):
+        if len(t.shape) > 4:
+            raise lw.fail(op, f"tensor '{t.name}' has rank {len(t.shape)} > 4")
+    lw.emit("ADD", [lw.t(ai), lw.t(bi)], [lw.t(yi)],
+            dict(a_zp=a.zp, b_zp=b.zp, out_zp=y.zp, left_shift=left_shift, a_mult=am[0], a_shift=ash[0],
+                 b_mult=bm[0], b_shift=bsh[0], out_mult=om[0], out_shift=osh[0], act_min=lo, act_max=hi), op)
+
+
+def _pool(lw: Lowering, op: Op, kind: str) -> None:
+    o = op.options
+    xi, yi = op.inputs[0], op.outputs[0]
+    lw.require_int8(op, xi, yi)
+    x, y = lw.gt(xi), lw.gt(yi)
+    if kind == "AVERAGE_POOL_2D" or kind == "MAX_POOL_2D":
+        if abs(x.s - y.s) > 0 or x.zp != y.zp:
+            raise lw.fail(op, "input and output quantization differ (TFLite requires them equal)")
+    fh, fw = int(o["filter_height"]), int(o["filter_width"])
+    sh, sw = int(o.get("stride_h", 1)), int(o.get("stride_w", 1))
+    if o.get("padding") == "SAME":
+        pt = _same_padding(x.shape[1], fh, sh, 1, y.shape[1])
+        pl = _same_padding(x.shape[2], fw, sw, 1, y.shape[2])
+    else:
+        pt = pl = 0
+    lo, hi = lw.act_range(op, y)
+    lw.emit(kind, [lw.t(xi)], [lw.t(yi)], dict(filter_h=fh, filter_w=fw, stride_h=sh, stride_w=sw, pad_top=pt,
+                                               pad_left=pl, act_min=lo, act_max=hi), op)
+
+
+@lowering("AVERAGE_POOL_2D")
+def _avgpool(lw: Lowering, op: Op) -> None:
+    _pool(lw, op, "AVERAGE_POOL_2D")
+
+
+@lowering("MAX_POOL_2D")
+def _maxpool(lw: Lowering, op: Op) -> None:
+    _pool(lw, op, "MAX_POOL_2D")
+
+
+@lowering("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+def _reshape(lw: Lowering, op: Op) -> None:
+    xi, yi = op.inputs[0], op.outputs[0]
+    x, y = lw.gt(xi), lw.gt(yi)
+    if x.dtype != y.dtype or int(np.prod(x.shape)) != int(np.prod(y.shape)):
+        raise lw.fail(op, f"cannot reshape {x.dtype}{list(x.shape)} to {y.dtype}{list(y.shape)}")
+    if x.scale is not None and y.scale is not None and (x.s != y.s or x.zp != y.zp):
+        raise lw.fail(op, "input and output quantization differ")
+    lw.emit("COPY", [lw.t(xi)], [lw.t(yi)], {}, op)
+
+
+@lowering("PAD", "PADV2")
+def _pad(lw: Lowering, op: Op) -> None:
+    xi, pi, yi = op.inputs[0], op.inputs[1], op.outputs[0]
+    x, y = lw.gt(xi), lw.gt(yi)
+    lw.require_int8(op, xi, yi)
+    p = lw.gt(pi)
+    if p.data is None:
+        raise lw.fail(op, "paddings must be constant")
+    pads = np.asarray(p.data, dtype=np.int64).reshape(-1, 2)
+    if len(pads) != len(x.shape) or len(x.shape) > 4 or np.any(pads < 0):
+        raise lw.fail(op, f"paddings {pads.tolist()} do not fit a rank-{len(x.shape)} input")
+    if x.s != y.s or x.zp != y.zp:
+        raise lw.fail(op, "input and output quantization differ")
+    pad_value = y.zp
+    if op.opname == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        cv = lw.gt(op.inputs[2])
+        if cv.data is None:
+            raise lw.fail(op, "constant_values must be constant")
+        pad_value = int(np.asarray(cv.data).reshape(-1)[0])
+    full = np.zeros((4, 2), np.int64)
+    full[4 - len(pads):] = pads
+    params = {f"{k}{d}": int(full[d, j]) for d in range(4) for j, k in enumerate("ba")}
+    params["pad_value"] = pad_value
+    lw.emit("PAD", [lw.t(xi)], [lw.t(yi)], params, op)
+
+
+@lowering("CONCATENATION")
+def _concat(lw: Lowering, op: Op) -> None:
+    yi = op.outputs[0]
+    y = lw.gt(yi)
+    if len(op.inputs) > ps.MAX_OP_INPUTS:
+        raise lw.fail(op, f"{len(op.inputs)} inputs; at most {ps.MAX_OP_INPUTS} are supported")
+    for i in op.inputs:
+        t = lw.gt(i)
+        if t.dtype != y.dtype:
+            raise lw.fail(op, f"input '{t.name}' is {t.dtype}, output is {y.dtype}")
+        if y.scale is not None and (t.s != y.s or t.zp != y.zp):
+            raise lw.fail(op, f"input '{t.name}' has different quantization than the output (TFLite Micro "
+                              "requires them equal)")
+    axis = int(op.options.get("axis", 0))
+    if axis < 0:
+        axis += len(y.shape)
+    lo, hi = (-128, 127)
+    if y.dtype == "int8":
+        lo, hi = lw.act_range(op, y)
+    lw.emit("CONCATENATION", [lw.t(i) for i in op.inputs], [lw.t(yi)], dict(axis=axis, act_min=lo, act_max=hi), op)
