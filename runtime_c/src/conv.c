@@ -220,6 +220,10 @@ static int conv_eval(tn_ctx *c) {
             for (int p = 0; p < np; p++) {
                 const int32_t *ap = acc + (int64_t)p * nk;
                 int8_t *yp = yb + (int64_t)p * g.cout;
+                if (nk == g.cout) {  /* all channels: keep[j] == j */
+                    tn_arch->requant_row(nk, ap, bias, mult, shift, g.out_zp, g.act_min, g.act_max, yp);
+                    continue;
+                }
                 for (int j = 0; j < nk; j++) {
                     const int oc = keep[j];
                     yp[oc] = tn_requant(ap[j] + bias[oc], mult[oc], shift[oc], g.out_zp, g.act_min, g.act_max);

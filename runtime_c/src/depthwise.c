@@ -55,7 +55,7 @@ static int dw_eval(tn_ctx *c) {
                 int8_t *yp = y + (((int64_t)b * g.oh + oy) * g.ow + ox) * g.cout;
                 const int iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
                 if (dense) {
-                    memcpy(acc, bias, (size_t)g.cout * 4);
+                    memset(acc, 0, (size_t)g.cout * 4);
                     for (int ky = 0; ky < g.kh; ky++) {
                         const int iy = iy0 + ky * g.dh;
                         if (iy < 0 || iy >= g.h) continue;
@@ -65,8 +65,7 @@ static int dw_eval(tn_ctx *c) {
                             const int8_t *xp = x + (((int64_t)b * g.h + iy) * g.w + ix) * g.cin;
                             const int8_t *wp = w + ((int64_t)ky * g.kw + kx) * g.cout;
                             if (g.depth_mult == 1) {
-                                for (int ch = 0; ch < g.cout; ch++)
-                                    acc[ch] += (int32_t)wp[ch] * ((int32_t)xp[ch] - g.in_zp);
+                                tn_arch->dw_accum(g.cout, acc, wp, xp, g.in_zp);
                             } else {
                                 for (int ic = 0; ic < g.cin; ic++) {
                                     const int32_t xv = (int32_t)xp[ic] - g.in_zp;
@@ -76,8 +75,7 @@ static int dw_eval(tn_ctx *c) {
                             }
                         }
                     }
-                    for (int ch = 0; ch < g.cout; ch++)
-                        yp[ch] = tn_requant(acc[ch], mult[ch], shift[ch], g.out_zp, g.act_min, g.act_max);
+                    tn_arch->requant_row(g.cout, acc, bias, mult, shift, g.out_zp, g.act_min, g.act_max, yp);
                     computed += (uint64_t)g.cout;
                     continue;
                 }

@@ -1,17 +1,51 @@
-/* The one place a kernel variant is chosen: from the CPU once, or from TUNABLE_ISA. */
+/* The one place a kernel variant is chosen: from the CPU once at start-up, or from TUNABLE_ISA
+ * ("reference", "generic", "avx2", "avx512vnni", "auto"). */
 #include <stdlib.h>
 #include <string.h>
 #include "../arch.h"
 #include "../internal.h"
 
-static const tn_arch_table table_generic = {"generic", 0, tn_gemm_generic, tn_dot_generic};
-static const tn_arch_table table_reference = {"reference", 1, tn_gemm_generic, tn_dot_generic};
+static const tn_arch_table table_generic = TN_VARIANT_TABLE("generic", generic);
+static const tn_arch_table table_reference = {"reference", 1, tn_gemm_generic, tn_dot_generic,
+                                              tn_dw_accum_generic, tn_requant_row_generic};
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TN_X86 1
+static const tn_arch_table table_avx2 = TN_VARIANT_TABLE("avx2", avx2);
+static const tn_arch_table table_avx512 = TN_VARIANT_TABLE("avx512vnni", avx512vnni);
+#endif
 
-static const tn_arch_table *const all_tables[] = {&table_generic, &table_reference};
+typedef struct { const tn_arch_table *t; int (*supported)(void); } entry;
+
+#ifdef TN_X86
+/* __builtin_cpu_supports checks CPUID and that the OS saves the registers (XCR0) */
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"); }
+static int has_avx512vnni(void) {
+    return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+static int always(void) { return 1; }
+
+/* best first */
+static const entry entries[] = {
+#ifdef TN_X86
+    {&table_avx512, has_avx512vnni},
+    {&table_avx2, has_avx2},
+#endif
+    {&table_generic, always},
+    {&table_reference, always},
+};
 
 const tn_arch_table *tn_arch = NULL;
 
-static const tn_arch_table *best_for_cpu(void) { return &table_generic; }
+static const tn_arch_table *best_for_cpu(void) {
+#ifdef TN_X86
+    __builtin_cpu_init();
+#endif
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
+        if (entries[i].supported()) return entries[i].t;
+    return &table_generic;
+}
 
 void tn_arch_init(void) {
     if (tn_arch) return;
@@ -23,8 +57,12 @@ void tn_arch_init(void) {
 int tn_force_isa(const char *name) {
     if (!name) return TN_ERR_BAD_ARGUMENT;
     if (!strcmp(name, "auto")) { tn_arch = best_for_cpu(); return TN_ERR_OK; }
-    for (size_t i = 0; i < sizeof all_tables / sizeof all_tables[0]; i++)
-        if (!strcmp(all_tables[i]->name, name)) { tn_arch = all_tables[i]; return TN_ERR_OK; }
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
+        if (!strcmp(entries[i].t->name, name)) {
+            if (!entries[i].supported()) return TN_ERR_UNSUPPORTED;
+            tn_arch = entries[i].t;
+            return TN_ERR_OK;
+        }
     return TN_ERR_UNSUPPORTED;
 }
 
