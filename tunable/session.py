@@ -11,6 +11,7 @@ import numpy as np
 
 from . import planspec as ps
 from .errors import InputError, PlanError, RuntimeRunError
+from .paths import cache_dir
 
 _NP_DTYPE = {ps.DTYPES["INT8"]: np.int8, ps.DTYPES["UINT8"]: np.uint8, ps.DTYPES["INT16"]: np.int16,
              ps.DTYPES["INT32"]: np.int32, ps.DTYPES["FLOAT32"]: np.float32}
@@ -83,12 +84,6 @@ class RunStats:
             if layer.name == name:
                 return layer
         raise KeyError(name)
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("TUNABLE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tunable")
-    return Path(base)
 
 
 class Model:
