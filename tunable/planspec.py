@@ -57,8 +57,9 @@ OPS: dict[str, dict] = {
     "MAX_POOL_2D": dict(code=7, inputs=["x"],
                         params=["filter_h", "filter_w", "stride_h", "stride_w", "pad_top", "pad_left",
                                 "act_min", "act_max"]),
-    # mean over axes 1 and 2 of a 4-D tensor, TFLM's integer path
-    "MEAN": dict(code=8, inputs=["x"], params=["in_zp", "out_zp", "mult", "shift", "same_quant"]),
+    # mean over the axes set in the bit mask `axes` (bit i = axis i of the input extended to 4-D with leading
+    # 1s), TFLM's QuantizedMeanOrSum; mult/shift quantize in_scale / out_scale, the kernel folds in 1/count
+    "MEAN": dict(code=8, inputs=["x"], params=["in_zp", "out_zp", "mult", "shift", "axes"]),
     # paddings before/after for up to 4 dims, pad value
     "PAD": dict(code=9, inputs=["x"],
                 params=["b0", "a0", "b1", "a1", "b2", "a2", "b3", "a3", "pad_value"]),
@@ -66,16 +67,21 @@ OPS: dict[str, dict] = {
     "COPY": dict(code=10, inputs=["x"], params=[]),
     "CONCATENATION": dict(code=11, inputs=[f"x{i}" for i in range(MAX_OP_INPUTS)],
                           params=["axis", "act_min", "act_max"]),
+    # over the last axis, int8 -> int8 (output scale 1/256, zero point -128); TFLM's PreprocessSoftmaxScaling
     "SOFTMAX": dict(code=12, inputs=["x"], params=["in_mult", "in_left_shift", "diff_min"]),
     "LOGISTIC": dict(code=13, inputs=["x"],
                      params=["in_zp", "in_range_radius", "in_mult", "in_left_shift"]),
-    # RELU / RELU6 / RELU_N1_TO_1 / leaky-free clamp with requantization, TFLM's ReluQuantized
+    # RELU / RELU_N1_TO_1 (and legacy-uint8 RELU6 with differing scales): requantize then clamp, TFLM's
+    # ReluQuantized / TFLite's QuantizedReluX
     "RELU": dict(code=14, inputs=["x"], params=["in_zp", "out_zp", "mult", "shift", "act_min", "act_max"]),
     # RELU6 in TFLM int8 is a plain clamp on the input's scale
     "CLAMP": dict(code=15, inputs=["x"], params=["lo", "hi"]),
+    # HardSwishParams: int16 fixed-point multipliers and their exponents
     "HARD_SWISH": dict(code=16, inputs=["x"],
                        params=["in_zp", "out_zp", "reluish_mult", "reluish_exp", "out_mult", "out_exp"]),
-    # float32 -> int8/uint8: the compiler stores 1/scale as float bits; int8 <-> uint8/int8: requantize
+    # float32 -> int8/uint8: round(x / scale) + out_zp with the output scale's float32 bits in scale_bits;
+    # int8/uint8 -> int8/uint8: requantize with mult/shift of in_scale / out_scale
+    # DEQUANTIZE: (double)scale * (x - in_zp) rounded to float32, scale_bits = the input scale's float32 bits
     "QUANTIZE": dict(code=17, inputs=["x"], params=["in_zp", "out_zp", "mult", "shift", "scale_bits"]),
     "DEQUANTIZE": dict(code=18, inputs=["x"], params=["in_zp", "scale_bits"]),
 }

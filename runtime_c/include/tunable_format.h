@@ -146,7 +146,7 @@
 #define TN_P_MEAN_OUT_ZP 1
 #define TN_P_MEAN_MULT 2
 #define TN_P_MEAN_SHIFT 3
-#define TN_P_MEAN_SAME_QUANT 4
+#define TN_P_MEAN_AXES 4
 #define TN_IN_PAD_X 0
 #define TN_P_PAD_B0 0
 #define TN_P_PAD_A0 1
