@@ -171,7 +171,15 @@ def compile_graph(g: Graph, options: CompileOptions | None = None) -> bytes:
         if fn is None:
             raise UnsupportedModelError(f"{op.where(g.path)}: op {op.opname} is not supported "
                                         f"(supported: {', '.join(sorted(LOWERINGS))})")
-        fn(lw, op)
+        try:
+            with np.errstate(all="raise"):
+                fn(lw, op)
+        except UnsupportedModelError:
+            raise
+        except (ValueError, OverflowError, ZeroDivisionError, FloatingPointError, KeyError, IndexError,
+                TypeError) as e:
+            # quantization parameters or shapes that make no sense (corrupt file, or beyond TFLite's limits)
+            raise UnsupportedModelError(f"{op.where(g.path)}: invalid parameters ({type(e).__name__}: {e})") from None
     for gi, twin in out_twins.items():
         src = Op(-1, "QUANTIZE", [gi], [twin])
         LOWERINGS["QUANTIZE"](lw, src)
