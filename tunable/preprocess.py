@@ -105,8 +105,9 @@ def resize(batch: np.ndarray, out_h: int, out_w: int, mode: str = "auto") -> np.
         mode = "area" if (h >= 2 * out_h or w >= 2 * out_w) else "bilinear"
     if mode == "nearest":
         # source pixel whose area contains the output pixel centre (OpenCV INTER_NEAREST_EXACT rule)
-        ys = np.minimum(((np.arange(out_h) + 0.5) * h / out_h).astype(np.intp), h - 1)
-        xs = np.minimum(((np.arange(out_w) + 0.5) * w / out_w).astype(np.intp), w - 1)
+        # in integers: floor((i + 0.5) * h / out_h) without float ties at exact boundaries
+        ys = np.minimum((2 * np.arange(out_h, dtype=np.int64) + 1) * h // (2 * out_h), h - 1)
+        xs = np.minimum((2 * np.arange(out_w, dtype=np.int64) + 1) * w // (2 * out_w), w - 1)
         return batch[:, ys][:, :, xs]
     if mode == "bilinear":
         y0, y1, wy = _linear_taps(h, out_h)
