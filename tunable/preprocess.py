@@ -353,7 +353,8 @@ class Preprocessor:
         mp = self.mapping
         if mp.kind == "integer":
             return (pixels.astype(np.int32) + mp.add).astype(self.dtype)
-        real = pixels.astype(np.float32) * mp.scale.astype(np.float32) + mp.offset.astype(np.float32)
+        # float64 like TensorInfo.quantize, so rounding does not depend on float32 noise
+        real = pixels.astype(np.float64) * mp.scale + mp.offset
         return np.ascontiguousarray(self.info.quantize(real))
 
     def __call__(self, images: Any) -> np.ndarray:
