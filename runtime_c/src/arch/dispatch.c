@@ -14,6 +14,28 @@ static const tn_arch_table table_avx2 = TN_VARIANT_TABLE("avx2", avx2);
 static const tn_arch_table table_avx512 = TN_VARIANT_TABLE("avx512vnni", avx512vnni);
 #endif
 
+/* ---- ARM (AArch64, ARMv7 with NEON) ---- */
+#if defined(__aarch64__) || (defined(__arm__) && defined(__ARM_NEON))
+#define TN_ARM 1
+/* NEON is part of every AArch64 CPU, and an ARMv7 build with -mfpu=neon* already requires it */
+TN_DECLARE_VARIANT(neon)
+static const tn_arch_table table_neon = TN_VARIANT_TABLE("neon", neon);
+#if defined(__aarch64__) && defined(__linux__)
+#define TN_ARM_DOTPROD 1
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+TN_DECLARE_VARIANT(neon_dotprod)
+/* sdot helps the GEMM and the dot product only; depthwise and requantization stay on the NEON kernels */
+static const tn_arch_table table_neon_dotprod = {"neon-dotprod", 0, tn_gemm_neon_dotprod, tn_dot_neon_dotprod,
+                                                 tn_dw_accum_neon, tn_requant_row_neon};
+/* the kernel reports sdot (Cortex-A55/A76 and later: Pi 5; not the A53/A72 of Pi 3/4) */
+static int has_asimddp(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+#endif
+#endif
+/* ---- end ARM ---- */
+
 typedef struct { const tn_arch_table *t; int (*supported)(void); } entry;
 
 #ifdef TN_X86
@@ -31,6 +53,12 @@ static const entry entries[] = {
 #ifdef TN_X86
     {&table_avx512, has_avx512vnni},
     {&table_avx2, has_avx2},
+#endif
+#ifdef TN_ARM_DOTPROD
+    {&table_neon_dotprod, has_asimddp},
+#endif
+#ifdef TN_ARM
+    {&table_neon, always},
 #endif
     {&table_generic, always},
     {&table_reference, always},
