@@ -39,24 +39,29 @@ def test_reference_kernels_bit_exact_with_tflm(case, reference_kernels):
         np.testing.assert_array_equal(s.run(x), tflm.run(x))
 
 
-def test_top1_agrees_with_litert_builtin(case):
+def test_top1_agrees_with_litert(case):
+    """LiteRT's BUILTIN_REF kernels round as TFLM does (bar per-channel FC in float64): top-1 must agree on
+    every input. LiteRT's optimized builtin kernels round negative ties differently (int8-arithmetic.md);
+    on ResNet-8 those +-1 steps compound to different classes on about 1 % of inputs, so for them the test
+    holds agreement to >= 95 % and the README reports the measured figure."""
     name, path, model = case
-    if name == "ad01":  # an autoencoder: no class to agree on; compare values within LiteRT's rounding
-        litert = Peer("litert-builtin", path)
-        s = model.session()
-        rng = np.random.default_rng(5)
-        for _ in range(20):
-            x = random_input(model.inputs[0], rng)
-            assert np.max(np.abs(s.run(x).astype(int) - litert.run(x).astype(int))) <= 1
-        return
-    litert = Peer("litert-builtin", path)
     s = model.session()
+    ref, builtin = Peer("litert-ref", path), Peer("litert-builtin", path)
     rng = np.random.default_rng(7)
+    agree_builtin = 0
     for i in range(N_RANDOM):
         x = random_input(model.inputs[0], rng)
-        ours, theirs = s.run(x), litert.run(x)
-        assert np.argmax(ours) == np.argmax(theirs) or ours.max() == ours.reshape(-1)[np.argmax(theirs)], \
-            f"{name}: input {i}: top-1 {np.argmax(ours)} vs LiteRT {np.argmax(theirs)}"
+        ours = s.run(x).reshape(-1)
+        if name == "ad01":  # an autoencoder: no class. BUILTIN_REF rounds per-channel FC in float64 (+-1 per
+            # layer), which compounds over its ten FC layers: measured at most 2
+            assert np.max(np.abs(ours.astype(int) - ref.run(x).reshape(-1).astype(int))) <= 2
+            continue
+        theirs = ref.run(x).reshape(-1)
+        assert ours[np.argmax(theirs)] == ours.max(), f"{name}: input {i}: top-1 differs from LiteRT BUILTIN_REF"
+        b = builtin.run(x).reshape(-1)
+        agree_builtin += int(ours[np.argmax(b)] == ours.max())
+    if name != "ad01":
+        assert agree_builtin >= 0.95 * N_RANDOM, f"{name}: top-1 agrees with LiteRT builtin on {agree_builtin}"
 
 
 def test_counters_equal_analytic_counts(case):
@@ -72,15 +77,18 @@ def test_counters_equal_analytic_counts(case):
             assert st.counters["weight_bytes"] == layer.param_bytes - 4 * int(layer.output_shape[-1])
 
 
-def test_resnet8_cifar10_accuracy_equals_litert(mlperf, shared):
+def test_resnet8_cifar10_accuracy(mlperf, shared):
+    """Bit-exact with TFLM, so the same accuracy as TFLM: 88.0 % on test_first1000; LiteRT's default path
+    (87.8 %, the figure in shared/README.md) and its builtin kernels (87.7 %) round differently."""
     data = np.load(shared / "data" / "cifar10" / "test_first1000.npz")
     x = (data["x"].astype(np.int16) - 128).astype(np.int8)  # int8 = pixel - 128 (scale 1, zero point -128)
     y = data["y"].astype(int)
     model = tunable.load(mlperf["resnet8"])
     s = model.session()
-    litert = Peer("litert-builtin", mlperf["resnet8"])
-    ours = np.array([np.argmax(s.run(xi[None])) for xi in x])
-    theirs = np.array([np.argmax(litert.run(xi[None])) for xi in x])
-    acc = float(np.mean(ours == y))
-    assert acc == pytest.approx(0.878, abs=1e-9), f"top-1 {acc:.3f}"
-    assert float(np.mean(theirs == y)) == acc
+    tflm, litert = Peer("tflm", mlperf["resnet8"]), Peer("litert-default", mlperf["resnet8"])
+    ours = np.stack([s.run(xi[None])[0] for xi in x])
+    np.testing.assert_array_equal(ours, np.stack([tflm.run(xi[None])[0] for xi in x]))
+    acc = float(np.mean(ours.argmax(1) == y))
+    acc_litert = float(np.mean(np.array([np.argmax(litert.run(xi[None])) for xi in x]) == y))
+    assert acc == pytest.approx(0.880, abs=1e-9)
+    assert acc_litert == pytest.approx(0.878, abs=1e-9)
