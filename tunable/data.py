@@ -404,7 +404,11 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
             raise DatasetError(f"{p}: no such image file") from None
         except (OSError, ValueError, SyntaxError) as e:    # PIL.UnidentifiedImageError is an OSError
             raise DatasetError(f"{p}: cannot decode image ({e})") from None
-    cv2 = require("cv2", "pillow", f"decoding image {p}")  # Pillow missing: OpenCV is the other choice
+    try:
+        cv2 = importlib.import_module("cv2")    # Pillow missing: OpenCV is the other choice
+    except ImportError:
+        raise MissingDependencyError(f"decoding image {p} needs Pillow or OpenCV: `pip install pillow` or "
+                                     f"`pip install opencv-python-headless`") from None
     try:
         buf = np.fromfile(p, np.uint8)
     except FileNotFoundError:

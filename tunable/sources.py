@@ -389,11 +389,11 @@ class VideoFileSource(FrameSource):
         self._cap = cap
         try:
             while True:
-                ts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 ok, bgr = cap.read()
                 if not ok:
                     break
-                yield _bgr_to_frame(bgr), None, ts
+                # after read(), OpenCV's FFmpeg backend reports the presentation time of the frame just read
+                yield _bgr_to_frame(bgr), None, cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         finally:
             cap.release()
             self._cap = None
