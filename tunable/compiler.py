@@ -16,7 +16,7 @@ from .graph import Graph, Op, Tensor
 from .plan import PlanOp, PlanTensor, plan_arena, serialize
 from .quant import activation_range, quantize_multipliers
 
-COMPILER_VERSION = "1"
+COMPILER_VERSION = "2"
 
 LOWERINGS: dict[str, Callable[["Lowering", Op], None]] = {}
 
@@ -160,8 +160,13 @@ def compile_graph(g: Graph, options: CompileOptions | None = None) -> bytes:
     from . import lower_activations  # noqa: F401  (registers the activation lowerings)
 
     _check_quantized(g)
+    # a legacy uint8 model has uint8 tensors inside the graph, not only at its boundary (an int8 model with
+    # uint8 inputs converts them with QUANTIZE); a few of its ops round as uint8 (see _pool)
+    legacy_uint8 = any(t.dtype == "uint8" and t.index not in g.inputs and t.index not in g.outputs
+                       for t in g.tensors)
     in_twins, out_twins = shift_uint8(g)
     lw = Lowering(g, options)
+    lw.legacy_uint8 = legacy_uint8
     for gi, twin in in_twins.items():
         src = Op(-1, "QUANTIZE", [twin], [gi])
         LOWERINGS["QUANTIZE"](lw, src)
@@ -346,8 +351,11 @@ def _pool(lw: Lowering, op: Op, kind: str) -> None:
     else:
         pt = pl = 0
     lo, hi = lw.act_range(op, y)
-    lw.emit(kind, [lw.t(xi)], [lw.t(yi)], dict(filter_h=fh, filter_w=fw, stride_h=sh, stride_w=sw, pad_top=pt,
-                                               pad_left=pl, act_min=lo, act_max=hi), op)
+    params = dict(filter_h=fh, filter_w=fw, stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl, act_min=lo,
+                  act_max=hi)
+    if kind == "AVERAGE_POOL_2D" and getattr(lw, "legacy_uint8", False):
+        params["acc_offset"] = 128  # LiteRT rounds the uint8 sum: (acc + n/2) / n with acc >= 0
+    lw.emit(kind, [lw.t(xi)], [lw.t(yi)], params, op)
 
 
 @lowering("AVERAGE_POOL_2D")

@@ -34,7 +34,9 @@ STORAGE = {"ARENA": 0, "CONST": 1}
 # Float-valued quantities never reach C: the compiler turns them into multipliers and shifts.
 _CONV_PARAMS = ["stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left", "act_min", "act_max",
                 "in_zp", "out_zp", "w_zp", "depth_mult"]
-_CONV_INPUTS = ["x", "w", "bias", "mult", "shift", "bias_folded", "rank_channel", "rank_row"]
+# rank_*: drowsy importance ranks; artefacts: a uint8 blob of compile-time knob artefacts for the layer
+# (look-up tables, sorted and sign-ordered weights, preview orders; format in runtime_c/src/artefacts.h)
+_CONV_INPUTS = ["x", "w", "bias", "mult", "shift", "bias_folded", "rank_channel", "rank_row", "artefacts"]
 OPS: dict[str, dict] = {
     # weights [Cout, KH, KW, Cin]; bias int32 [Cout]; mult/shift int32 [Cout];
     # bias_folded[c] = bias[c] - in_zp * sum(w[c]) (used by the fast path)
@@ -44,16 +46,21 @@ OPS: dict[str, dict] = {
     # weights [1, KH, KW, Cout]; Cout = Cin * depth_mult
     "DEPTHWISE_CONV_2D": dict(code=2, inputs=_CONV_INPUTS, params=_CONV_PARAMS),
     # weights [N, K]; x viewed as [batch, K]
-    "FULLY_CONNECTED": dict(code=3, inputs=["x", "w", "bias", "mult", "shift", "bias_folded"],
-                            params=["act_min", "act_max", "in_zp", "out_zp", "w_zp"]),
+    # aip_perm: int32 [K] column order by importance; when present, w is stored column-permuted
+    # (w[:, j] = original w[:, perm[j]]). role: 0 plain, 1 followed by ReLU, 2 classifier (feeds softmax/argmax)
+    "FULLY_CONNECTED": dict(code=3, inputs=["x", "w", "bias", "mult", "shift", "bias_folded", "aip_perm",
+                                            "artefacts"],
+                            params=["act_min", "act_max", "in_zp", "out_zp", "w_zp", "role"]),
     "ADD": dict(code=4, inputs=["a", "b"],
                 params=["a_zp", "b_zp", "out_zp", "left_shift", "a_mult", "a_shift", "b_mult", "b_shift",
                         "out_mult", "out_shift", "act_min", "act_max"]),
     "MUL": dict(code=5, inputs=["a", "b"],
                 params=["a_zp", "b_zp", "out_zp", "out_mult", "out_shift", "act_min", "act_max"]),
+    # acc_offset: 128 in legacy uint8 models, where TFLite rounds the uint8 window sum (always >= 0): the
+    # kernel adds acc_offset * count to the int8 sum before rounding and subtracts acc_offset after
     "AVERAGE_POOL_2D": dict(code=6, inputs=["x"],
                             params=["filter_h", "filter_w", "stride_h", "stride_w", "pad_top", "pad_left",
-                                    "act_min", "act_max"]),
+                                    "act_min", "act_max", "acc_offset"]),
     "MAX_POOL_2D": dict(code=7, inputs=["x"],
                         params=["filter_h", "filter_w", "stride_h", "stride_w", "pad_top", "pad_left",
                                 "act_min", "act_max"]),

@@ -20,6 +20,8 @@ static int pool_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     if ((int64_t)(y->dims[1] - 1) * p[TN_P_AVERAGE_POOL_2D_STRIDE_H] - p[TN_P_AVERAGE_POOL_2D_PAD_TOP] >= x->dims[1] ||
         (int64_t)(y->dims[2] - 1) * p[TN_P_AVERAGE_POOL_2D_STRIDE_W] - p[TN_P_AVERAGE_POOL_2D_PAD_LEFT] >= x->dims[2])
         return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "output does not fit the input");
+    if (op->opcode == TN_OP_AVERAGE_POOL_2D &&
+        (rc = tn_check_range(op, "acc_offset", p[TN_P_AVERAGE_POOL_2D_ACC_OFFSET], 0, 128, err, errlen))) return rc;
     return tn_check_act_range(op, p[TN_P_AVERAGE_POOL_2D_ACT_MIN], p[TN_P_AVERAGE_POOL_2D_ACT_MAX], err, errlen);
 }
 
@@ -32,6 +34,7 @@ static int pool_eval(tn_ctx *c, int is_max) {
     const int sh = p[TN_P_AVERAGE_POOL_2D_STRIDE_H], sw = p[TN_P_AVERAGE_POOL_2D_STRIDE_W];
     const int pt = p[TN_P_AVERAGE_POOL_2D_PAD_TOP], pl = p[TN_P_AVERAGE_POOL_2D_PAD_LEFT];
     const int32_t lo = p[TN_P_AVERAGE_POOL_2D_ACT_MIN], hi = p[TN_P_AVERAGE_POOL_2D_ACT_MAX];
+    const int32_t off = is_max ? 0 : p[TN_P_AVERAGE_POOL_2D_ACC_OFFSET];
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
     uint64_t taps = 0;
@@ -51,7 +54,11 @@ static int pool_eval(tn_ctx *c, int is_max) {
                             if (is_max) acc = v > acc ? v : acc;
                             else acc += v;
                         }
-                    if (!is_max) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                    if (!is_max) {
+                        acc += off * count;  /* legacy uint8: round the (non-negative) uint8 sum */
+                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+                        acc -= off;
+                    }
                     yp[ch] = (int8_t)tn_clamp(acc, lo, hi);
                 }
                 taps += (uint64_t)count * C;
