@@ -47,7 +47,7 @@ def test_resize_matches_opencv_within_one_level(src, dst):
     import cv2
     img = RNG.integers(0, 256, src + (3,), dtype=np.uint8)
     for mode, flag in (("bilinear", cv2.INTER_LINEAR), ("area", cv2.INTER_AREA)):
-        ours = resize(img[None], *dst, mode)[0]
+        ours = resize(img[None], *dst, mode, backend="numpy")[0]
         ref = cv2.resize(img, (dst[1], dst[0]), interpolation=flag)
         # OpenCV works in fixed point; ours in float32: at most one level apart
         assert ours.shape == ref.shape
@@ -180,10 +180,37 @@ def test_camera_frame_to_gray_model_input():
     frame[:, 80:560] = 255                   # exactly the centre square: after the crop everything is white
     q = pre(frame)
     assert q.shape == (1, 28, 28, 1) and int(q.min()) == 127 == int(q.max())
-    assert pre.describe(frame.shape) == ("center crop 480x480, resize 640x480 -> 28x28 (area), gray, "
+    assert pre.describe(frame.shape) == ("center crop 480x480, resize 640x480 -> 28x28 (area, opencv), gray, "
                                          "real = pixel * 0.00392157 + 0 (auto: input covers [0, 1])")
     stretch = Preprocessor(Info((1, 28, 28, 1), np.int8, 1 / 255, -128), {"crop": "none", "resize": "nearest"})
     assert int(stretch(frame).min()) == -128            # the black borders are kept
+
+
+@pytest.mark.parametrize("mode", ["area", "bilinear"])
+def test_resize_backends_agree(mode, monkeypatch):
+    info = Info((1, 96, 96, 3), np.int8, 1 / 255, -128)
+    frames = RNG.integers(0, 256, (3, 240, 320, 3), dtype=np.uint8)
+    fast = Preprocessor(info, {"resize": mode, "resize_backend": "opencv"})
+    exact = Preprocessor(info, {"resize": mode, "resize_backend": "numpy"})
+    assert fast.resize_backend == "opencv" and Preprocessor(info).resize_backend == "opencv"   # cv2 installed
+    d = np.abs(fast(frames).astype(int) - exact(frames).astype(int))
+    assert int(d.max()) <= 1
+    import tunable.preprocess as pp
+    monkeypatch.setattr(pp, "_opencv", lambda: None)          # without OpenCV, auto falls back to numpy
+    assert Preprocessor(info).resize_backend == "numpy"
+    from tunable.data import MissingDependencyError
+    with pytest.raises(MissingDependencyError, match="opencv-python-headless"):
+        pp.resize(frames, 96, 96, mode, backend="opencv")
+
+
+def test_lookup_table_equals_direct_quantization():
+    info = Info((1, 1, 1, 3), np.int8, 0.0123, -7)
+    pre = Preprocessor(info, {"mean": [120.0, 110.5, 100.25], "std": [60.0, 61.0, 62.0]})
+    px = np.arange(256, dtype=np.uint8)
+    x = np.stack([px, px[::-1], np.roll(px, 7)], axis=-1).reshape(256, 1, 1, 3)
+    real = (x.astype(np.float64) - np.array([120.0, 110.5, 100.25])) / np.array([60.0, 61.0, 62.0])
+    assert np.array_equal(pre(x), info.quantize(real))
+    assert pre.table().shape == (3, 256) and not pre.table().flags.writeable
 
 
 def test_batch_equals_one_by_one_and_mixed_sizes():
