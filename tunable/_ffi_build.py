@@ -27,7 +27,7 @@ typedef struct {{
 }} tn_tensor_info;
 typedef struct {{
     int32_t opcode; int32_t n_in, n_out; int32_t in[{planspec.MAX_OP_INPUTS}]; int32_t out[{planspec.MAX_OP_OUTPUTS}];
-    const char *name; uint64_t analytic_macs;
+    const char *name; uint64_t analytic_macs; int32_t params[{planspec.OP_PARAMS}];
 }} tn_op_info;
 typedef struct {{
     uint32_t drowsy_threshold; int32_t drowsy_drop_count; int32_t drowsy_granularity; int32_t drowsy_select;
@@ -53,6 +53,7 @@ int tn_session_run(tn_session *s);
 const char *tn_session_error(const tn_session *s);
 const tn_counters *tn_session_counters(const tn_session *s);
 int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k);
+int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k);
 int tn_session_set_seed(tn_session *s, uint64_t seed);
 const char *tn_isa(void);
 int tn_force_isa(const char *name);

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from . import planspec as ps
-from .errors import InputError, PlanError, RuntimeRunError
+from .errors import InputError, KnobError, PlanError, RuntimeRunError
+from .knob_resolve import resolve as resolve_knobs
+from .knobs import OFF, Knobs
 from .paths import cache_dir
 
 _NP_DTYPE = {ps.DTYPES["INT8"]: np.int8, ps.DTYPES["UINT8"]: np.uint8, ps.DTYPES["INT16"]: np.int16,
@@ -56,6 +58,8 @@ class LayerInfo:
     output_shape: tuple[int, ...]
     macs: int
     param_bytes: int
+    params: dict = field(default_factory=dict, compare=False)   # the plan's op parameters, by name
+    has_inputs: frozenset = field(default_factory=frozenset, compare=False)  # optional input slots present
 
 
 @dataclass
@@ -138,8 +142,13 @@ class Model:
                 else:
                     shapes.append(tuple(tinfo.dims[0:tinfo.ndim]))
             lib.tn_model_tensor_info(self._m, info.out[0], tinfo)
-            out.append(LayerInfo(k, ffi.string(info.name).decode(), _OPNAME.get(info.opcode, str(info.opcode)),
-                                 tuple(shapes), tuple(tinfo.dims[0:tinfo.ndim]), int(info.analytic_macs), pbytes))
+            opname = _OPNAME.get(info.opcode, str(info.opcode))
+            spec = ps.OPS.get(opname, {"params": [], "inputs": []})
+            params = {n: int(info.params[i]) for i, n in enumerate(spec["params"])}
+            present = frozenset(n for i, n in enumerate(spec["inputs"])
+                                if i < info.n_in and getattr(info, "in")[i] >= 0)
+            out.append(LayerInfo(k, ffi.string(info.name).decode(), opname, tuple(shapes),
+                                 tuple(tinfo.dims[0:tinfo.ndim]), int(info.analytic_macs), pbytes, params, present))
         return out
 
     @property
@@ -179,6 +188,8 @@ class Session:
         if rc != 0:
             raise PlanError(f"{model.source}: {ffi.string(err).decode()}", rc)
         self._s = ffi.gc(out[0], lib.tn_session_free)
+        self._knobs = None
+        self._knob_cache: dict = {}
         self._in_views = [self._view(t) for t in model.inputs]
         self._out_views = [self._view(t) for t in model.outputs]
         self.last_latency_s = 0.0
@@ -220,6 +231,35 @@ class Session:
         self.invoke()
         outs = [v.copy() for v in self._out_views]
         return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def knobs(self) -> Knobs:
+        return self._knobs or OFF
+
+    def set_knobs(self, knobs: Knobs | None = None, **kw) -> None:
+        """Sets the power knobs for the next inferences, without reloading: a Knobs value, or its fields as
+        keyword arguments (`set_knobs(drowsy=0.3)`, `set_knobs(aip=1/16)`, `set_knobs()` for all off).
+        Switching among a few Knobs values (as the governor does) costs one C call each."""
+        if knobs is None:
+            knobs = Knobs(**kw)
+        elif kw:
+            knobs = knobs.replace(**kw)
+        hit = self._knob_cache.get(id(knobs))
+        if hit is not None and hit[0] is knobs:
+            arr = hit[1]
+        else:
+            arr = resolve_knobs(self.model, knobs, self._ffi)
+            if len(self._knob_cache) > 64:
+                self._knob_cache.clear()
+            self._knob_cache[id(knobs)] = (knobs, arr)
+        if self._lib.tn_session_set_all_knobs(self._s, arr) != 0:
+            raise KnobError(self._ffi.string(self._lib.tn_session_error(self._s)).decode())
+        self._lib.tn_session_set_seed(self._s, knobs.seed)
+        self._knobs = knobs
+
+    def set_seed(self, seed: int) -> None:
+        """Changes the drowsy random seed alone (e.g. per inference)."""
+        self._lib.tn_session_set_seed(self._s, seed)
 
     @property
     def stats(self) -> RunStats:

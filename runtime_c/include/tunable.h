@@ -43,6 +43,7 @@ typedef struct tn_op_info {
     int32_t out[TN_PLAN_MAX_OP_OUTPUTS];
     const char *name;
     uint64_t analytic_macs;  /* MACs with all knobs off */
+    int32_t params[TN_PLAN_OP_PARAMS];
 } tn_op_info;
 
 /* Knob state of one layer (an op). All zero means off: the output is bit-identical to the plain engine. */
@@ -84,6 +85,8 @@ int tn_session_run(tn_session *s);
 const char *tn_session_error(const tn_session *s);
 const tn_counters *tn_session_counters(const tn_session *s); /* one per op */
 int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k);
+/* all ops at once (k holds tn_model_num_ops entries): validated first, applied only if all are valid */
+int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k);
 int tn_session_set_seed(tn_session *s, uint64_t seed);
 
 /* Kernel variant in use ("generic", "avx2", "avx512vnni", "neon", "neon-dotprod"). The choice is made once,

@@ -62,8 +62,8 @@ static inline int8_t dropped_value(const tn_conv_geom *g) {
 
 static int conv_reference(tn_ctx *c, const tn_conv_geom *g) {
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
-    const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = (const int32_t *)tn_in(c, 3);
-    const int32_t *shift = (const int32_t *)tn_in(c, 4);
+    const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
+    const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
     int8_t *y = (int8_t *)tn_out(c, 0);
     const tn_layer_knobs *kn = c->knobs;
     const int drowsy = tn_drowsy_active(kn);
@@ -151,8 +151,8 @@ static int conv_eval(tn_ctx *c) {
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
-    const int32_t *bias = (const int32_t *)tn_in(c, 5), *mult = (const int32_t *)tn_in(c, 3);
-    const int32_t *shift = (const int32_t *)tn_in(c, 4);
+    const int32_t *bias = (const int32_t *)tn_in(c, 5), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
+    const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
     const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
     const int32_t *rank_r = c->op->n_in > 7 && c->op->in[7] >= 0 ? (const int32_t *)tn_in(c, 7) : NULL;
     int8_t *y = (int8_t *)tn_out(c, 0);

@@ -35,8 +35,8 @@ static int dw_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
-    const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = (const int32_t *)tn_in(c, 3);
-    const int32_t *shift = (const int32_t *)tn_in(c, 4);
+    const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
+    const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
     const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
     const int32_t *rank_r = c->op->n_in > 7 && c->op->in[7] >= 0 ? (const int32_t *)tn_in(c, 7) : NULL;
     int8_t *y = (int8_t *)tn_out(c, 0);

@@ -54,6 +54,7 @@ struct tn_session {
     void *own_alloc;       /* non-NULL when the session allocated its arena */
     tn_counters *counters;
     tn_layer_knobs *knobs;
+    int32_t **rq_mult, **rq_shift;  /* per op: multipliers rescaled by drowsy_rescale, or NULL */
     uint64_t seed;
     char err[256];
 };
@@ -65,6 +66,7 @@ typedef struct tn_ctx {
     void *scratch;
     tn_counters *ctr;
     const tn_layer_knobs *knobs;
+    const int32_t *rq_mult, *rq_shift;  /* non-NULL: use instead of the plan's multipliers */
 } tn_ctx;
 
 typedef struct tn_kernel {

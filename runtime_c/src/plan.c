@@ -388,6 +388,7 @@ int tn_model_op_info(const tn_model *m, int i, tn_op_info *info) {
     memcpy(info->out, op->out, sizeof op->out);
     info->name = op->name;
     info->analytic_macs = op->analytic_macs;
+    memcpy(info->params, op->p, sizeof op->p);
     return TN_ERR_OK;
 }
 

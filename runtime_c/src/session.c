@@ -1,6 +1,7 @@
 /* Sessions and the interpreter loop. */
 #include <stdlib.h>
 #include <string.h>
+#include "arch.h"
 #include "internal.h"
 
 const tn_kernel *tn_kernel_for_op(int32_t opcode);
@@ -9,6 +10,7 @@ int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_ses
                       size_t errlen) {
     if (err && errlen) err[0] = 0;
     if (!m || !out) return tn_fail(err, errlen, TN_ERR_BAD_ARGUMENT, "model or out is NULL");
+    tn_arch_init();
     *out = NULL;
     size_t need = tn_model_arena_bytes(m);
     if (arena && arena_bytes < need)
@@ -18,11 +20,13 @@ int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_ses
     s->m = m;
     s->counters = (tn_counters *)calloc((size_t)m->n_ops, sizeof(tn_counters));
     s->knobs = (tn_layer_knobs *)calloc((size_t)m->n_ops, sizeof(tn_layer_knobs));
+    s->rq_mult = (int32_t **)calloc((size_t)m->n_ops, sizeof(int32_t *));
+    s->rq_shift = (int32_t **)calloc((size_t)m->n_ops, sizeof(int32_t *));
     if (!arena) {
         s->own_alloc = calloc(1, need);
         arena = s->own_alloc;
     }
-    if (!s->counters || !s->knobs || !arena) {
+    if (!s->counters || !s->knobs || !s->rq_mult || !s->rq_shift || !arena) {
         tn_session_free(s);
         return tn_fail(err, errlen, TN_ERR_NO_MEMORY, "out of memory for a %zu-byte arena", need);
     }
@@ -39,6 +43,10 @@ void tn_session_free(tn_session *s) {
     free(s->own_alloc);
     free(s->counters);
     free(s->knobs);
+    if (s->rq_mult)
+        for (int i = 0; i < s->m->n_ops; i++) free(s->rq_mult[i]);  /* rq_shift shares the allocation */
+    free(s->rq_mult);
+    free(s->rq_shift);
     free(s);
 }
 
@@ -70,6 +78,8 @@ int tn_session_run(tn_session *s) {
         c.op = op;
         c.ctr = &s->counters[i];
         c.knobs = &s->knobs[i];
+        c.rq_mult = s->rq_mult[i];
+        c.rq_shift = s->rq_shift[i];
         memset(c.ctr, 0, sizeof *c.ctr);
         int rc = tn_kernel_for_op(op->opcode)->eval(&c);
         if (rc) {

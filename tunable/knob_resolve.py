@@ -1,0 +1,77 @@
+"""Turns a Knobs value into the runtime's per-layer knob state (tn_layer_knobs), checked against the model."""
+from __future__ import annotations
+
+import math
+
+from .errors import KnobError
+from .knobs import Knobs
+
+_GRAN = {"element": 0, "row": 1, "channel": 2}
+FC_ROLE_PLAIN, FC_ROLE_RELU, FC_ROLE_CLASSIFIER = 0, 1, 2
+AIP_OFF, AIP_RELU_SKIP, AIP_TOPM, AIP_ESTIMATE_ALL = 0, 1, 2, 3
+
+
+def resolve(model, knobs: Knobs, ffi):
+    layers = model.layers
+    knobs.check_layers({l.name: l.op for l in layers})
+    arr = ffi.new("tn_layer_knobs[]", len(layers))
+    for i, layer in enumerate(layers):
+        k = arr[i]
+        if layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            _drowsy(k, layer, knobs)
+            if layer.op == "CONV_2D":
+                f = knobs.layer_value("conv_preview", layer.name)
+                if f:
+                    k.conv_preview_cin = max(1, math.ceil(f * _reduction(layer)))
+                k.sign_exact = int(bool(knobs.layer_value("sign_exact", layer.name)))
+        if layer.op == "FULLY_CONNECTED":
+            f = knobs.layer_value("aip", layer.name)
+            if f < 1.0:
+                if "aip_perm" not in layer.has_inputs:
+                    raise KnobError(f"aip on {layer.name}: this plan was compiled without an AIP column order")
+                kdim = layer.input_shapes[0][-1] if layer.input_shapes else 0
+                kdim = _fc_k(layer)
+                k.aip_cols = max(1, math.ceil(f * kdim))
+                role = layer.params.get("role", FC_ROLE_PLAIN)
+                k.aip_mode = {FC_ROLE_RELU: AIP_RELU_SKIP, FC_ROLE_CLASSIFIER: AIP_TOPM}.get(role, AIP_OFF)
+                k.aip_topm = knobs.aip_topm or 10
+                k.reserved[0] = int(round(knobs.aip_margin * 1024))  # margin in 1/1024 of the row magnitude
+        if layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            k.prune_threshold = knobs.layer_value("prune", layer.name)
+            k.weight_lsb_drop = knobs.layer_value("weight_lsb_drop", layer.name)
+            lut = dict(knobs.lut).get(layer.name) if knobs.lut else None
+            k.lut_enable = 0 if lut is None else _lut_index(layer, lut)
+    return arr
+
+
+def _reduction(layer) -> int:
+    """K of a conv layer: kernel height x width x input channels."""
+    return layer.macs // max(1, math.prod(layer.output_shape))
+
+
+def _fc_k(layer) -> int:
+    return layer.macs // max(1, math.prod(layer.output_shape))
+
+
+def _lut_index(layer, kw_ka) -> int:
+    # the plan stores look-up table configurations per layer; which ones exist is recorded in its artefacts
+    raise KnobError(f"lut on {layer.name}: look-up tables are not available in this plan")
+
+
+def _drowsy(k, layer, knobs: Knobs) -> None:
+    p = float(knobs.layer_value("drowsy", layer.name))
+    k.drowsy_granularity = _GRAN[knobs.drowsy_granularity]
+    k.drowsy_rescale = int(knobs.drowsy_rescale)
+    if p <= 0.0:
+        return
+    if knobs.drowsy_select == "importance":
+        slot = "rank_channel" if knobs.drowsy_granularity == "channel" else "rank_row"
+        if slot not in layer.has_inputs:
+            raise KnobError(f"drowsy importance on {layer.name}: the plan has no calibration ranks; load the model "
+                            "with calibration data (tunable.load(path, calibration=...))")
+        cout = layer.output_shape[-1]
+        units = cout if knobs.drowsy_granularity == "channel" else layer.output_shape[1] * cout
+        k.drowsy_select = 1
+        k.drowsy_drop_count = int(math.floor(p * units + 1e-9))
+    else:
+        k.drowsy_threshold = min(int(round(p * 2.0**32)), 2**32 - 1)
