@@ -418,7 +418,7 @@ def test_cam0_falls_back_to_v4l2_via_opencv(fake_webcam):
     src = open_source("cam0", resolution=(160, 120), max_frames=3)
     assert isinstance(src, V4L2Source)
     cap = fake_webcam.opened[0]
-    assert cap.device == "/dev/video0" and cap.api == cv2.CAP_V4L2
+    assert cap.device == 0 and cap.api == cv2.CAP_V4L2          # /dev/video0 opened by index
     d = src.describe()
     assert d.startswith("cam0: picamera2 not importable (")
     assert d.endswith("-> USB/V4L2 camera /dev/video0 via OpenCV " + cv2.__version__ + ", 160x120 @ 30 fps "

@@ -441,7 +441,7 @@ class Dataset:
     def __init__(self, path: Path, labels: np.ndarray, class_names: Sequence[str], split: str | None = None):
         self.path = path
         self.split = split
-        self.labels = labels
+        self.labels = labels.view()          # a read-only view: the caller's array stays writeable
         self.labels.flags.writeable = False
         self.class_names = tuple(class_names)
         if labels.size and int(labels.max()) >= len(self.class_names):
@@ -507,8 +507,8 @@ class ArrayDataset(Dataset):
             class_names = [str(i) for i in range(int(y.max()) + 1 if y.size else 0)]
         self.kind = kind
         super().__init__(path, np.asarray(y, np.int64), class_names, split)
-        self.x = x
-        self.x.flags.writeable = False    # frames handed out are views of this array
+        self.x = x.view()
+        self.x.flags.writeable = False    # frames handed out are views of this array: nobody may change them
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

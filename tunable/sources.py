@@ -450,7 +450,9 @@ class V4L2Source(FrameSource):
         self._av_frames: Any = None
         if backend == "opencv":
             cv2 = require("cv2", "opencv-python-headless", f"camera {device}")
-            cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
+            # /dev/videoN (also through a /dev/v4l/by-id link) opens by index, OpenCV's best-trodden path
+            m = re.fullmatch(r"/dev/video(\d+)", os.path.realpath(device))
+            cap = cv2.VideoCapture(int(m.group(1)) if m else device, cv2.CAP_V4L2)
             if not cap.isOpened():
                 cap.release()
                 raise SourceError(f"{spec}: OpenCV cannot open {device} (busy, no permission, or not a capture "
@@ -578,8 +580,15 @@ def _picamera2_importable() -> tuple[bool, str]:
 def open_source(spec: str, *, fps: float | None = None, max_frames: int | None = None, loop: bool = False,
                 resolution: tuple[int, int] | None = None, backend: str = "auto") -> FrameSource:
     """Opens a frame source (forms in the module docstring). `resolution` (width, height) is asked of
-    cameras and sizes synthetic frames; `backend` ('auto', 'av', 'opencv') picks the video/V4L2 library."""
-    spec = spec.strip()
+    cameras (on a Pi the ISP scales for free: ask for something near the model's input) and sizes synthetic
+    frames; `backend` ('auto', 'av', 'opencv') picks the video/V4L2 library. What was opened is logged at
+    INFO level on the 'tunable.sources' logger and returned by ``describe()`` for the caller to print."""
+    src = _open(spec.strip(), fps=fps, max_frames=max_frames, loop=loop, resolution=resolution, backend=backend)
+    log.info("opened %s", src.describe())
+    return src
+
+
+def _open(spec: str, *, fps, max_frames, loop, resolution, backend) -> FrameSource:
     kw: dict[str, Any] = {"fps": fps, "max_frames": max_frames, "loop": loop}
     if spec in ("", "default"):
         if DEFAULT_FRAMES.is_file():
@@ -594,16 +603,11 @@ def open_source(spec: str, *, fps: float | None = None, max_frames: int | None =
         num = int(m.group(1))
         ok, why = _picamera2_importable()
         if ok:
-            src = PiCamera2Source(spec, num, resolution=resolution, **kw)
-        else:
-            src = V4L2Source(spec, f"/dev/video{num}", resolution=resolution, backend=backend,
-                             note=f"picamera2 not importable ({why})", **kw)
-        log.info("opened %s", src.describe())
-        return src
+            return PiCamera2Source(spec, num, resolution=resolution, **kw)
+        return V4L2Source(spec, f"/dev/video{num}", resolution=resolution, backend=backend,
+                          note=f"picamera2 not importable ({why})", **kw)
     if spec.startswith("/dev/"):
-        src = V4L2Source(spec, spec, resolution=resolution, backend=backend, **kw)
-        log.info("opened %s", src.describe())
-        return src
+        return V4L2Source(spec, spec, resolution=resolution, backend=backend, **kw)
     kind, sep, rest = spec.partition(":")
     if sep and kind in _data.DATASET_KINDS:
         return DatasetSource(spec, _data.open_dataset(spec), **kw)
