@@ -6,11 +6,14 @@
  * int8 NHWC), one sample or several concatenated; every sample is run and its outputs printed.
  * Options:
  *   --knob drowsy=P              drop rate P in [0, 1) for every CONV_2D and DEPTHWISE_CONV_2D layer
- *                                (random selection: threshold P * 2^32 on the unit hash, see knobs.md)
- *   --knob drowsy@LAYER=P        the same for one layer by name (conv_3, dw_2, ...; after drowsy=)
- *   --knob granularity=G         element | row | channel (default element)
- *   --knob rescale=1             multiply kept outputs by 1/(1-P)
- *   --seed N                     seed of the drowsy hash (default 0)
+ *                                (random selection: threshold round(P * 2^32) on the unit hash, knobs.md)
+ *   --knob drowsy.LAYER=P        the same for one layer by name (conv_3, dw_2, ...; overrides drowsy=)
+ *   --knob drowsy_granularity=G  element | row | channel (default element)
+ *   --knob drowsy_rescale=1      multiply kept outputs by 1/(1-P)
+ *   --knob seed=N, --seed N      seed of the drowsy hash (default 0)
+ * The names are those of tunable.knobs (`Knobs.parse`), so `tunable compile --knobs "..."` prints the same
+ * settings as tunable-run arguments; knobs that need Python-side artefacts (importance, aip, lut) are not
+ * parsed here.
  *   --repeat N                   run each sample N times; latency is reported as median and minimum
  *   --isa NAME                   force a kernel variant (reference, generic, neon, neon-dotprod, ...)
  *   --output FILE                write the outputs of every sample as raw bytes (for comparisons)
@@ -18,6 +21,7 @@
  *   --quiet                      print no output values
  * Exit status: 0 ok, 1 bad arguments or files, 2 load or run error. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +37,9 @@ static const char *const counter_names[] = {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: tunable-run MODEL.plan INPUT.bin [--knob drowsy=P] [--knob drowsy@LAYER=P]\n"
-            "                   [--knob granularity=element|row|channel] [--knob rescale=0|1] [--seed N]\n"
+            "usage: tunable-run MODEL.plan INPUT.bin [--knob drowsy=P] [--knob drowsy.LAYER=P]\n"
+            "                   [--knob drowsy_granularity=element|row|channel] [--knob drowsy_rescale=0|1]\n"
+            "                   [--knob seed=N] [--seed N]\n"
             "                   [--repeat N] [--isa NAME] [--output FILE] [--layers] [--quiet]\n");
 }
 
@@ -93,8 +98,9 @@ static int parse_rate(const char *s, double *p) {
     return 0;
 }
 
+/* as tunable/knob_resolve.py: min(round(p * 2^32), 2^32 - 1), ties to even */
 static uint32_t rate_threshold(double p) {
-    double t = p * 4294967296.0;
+    double t = nearbyint(p * 4294967296.0);
     return t >= 4294967295.0 ? 4294967295u : (uint32_t)t;
 }
 
@@ -157,7 +163,7 @@ int main(int argc, char **argv) {
                     return 1;
                 }
                 have_drowsy = 1;
-            } else if (klen > 7 && !strncmp(kv, "drowsy@", 7)) {
+            } else if (klen > 7 && !strncmp(kv, "drowsy.", 7)) {
                 if (n_rates == (int)(sizeof rates / sizeof rates[0]) || parse_rate(val, &rates[n_rates].p)) {
                     fprintf(stderr, "tunable-run: --knob %s: a rate in [0, 1)\n", kv);
                     return 1;
@@ -167,18 +173,21 @@ int main(int argc, char **argv) {
                 memcpy(name, kv + 7, klen - 7);
                 name[klen - 7] = 0;
                 rates[n_rates++].layer = name;
-            } else if (klen == 11 && !strncmp(kv, "granularity", 11)) {
+            } else if ((klen == 11 && !strncmp(kv, "granularity", 11)) ||
+                       (klen == 18 && !strncmp(kv, "drowsy_granularity", 18))) {
                 if (!strcmp(val, "element") || !strcmp(val, "0")) granularity = 0;
                 else if (!strcmp(val, "row") || !strcmp(val, "1")) granularity = 1;
                 else if (!strcmp(val, "channel") || !strcmp(val, "2")) granularity = 2;
                 else {
-                    fprintf(stderr, "tunable-run: --knob granularity=%s: element, row or channel\n", val);
+                    fprintf(stderr, "tunable-run: --knob %s: element, row or channel\n", kv);
                     return 1;
                 }
-            } else if (klen == 7 && !strncmp(kv, "rescale", 7)) {
-                rescale = atoi(val) != 0;
+            } else if ((klen == 7 && !strncmp(kv, "rescale", 7)) || (klen == 14 && !strncmp(kv, "drowsy_rescale", 14))) {
+                rescale = !strcmp(val, "1") || !strcmp(val, "true");
+            } else if (klen == 4 && !strncmp(kv, "seed", 4)) {
+                seed = strtoull(val, NULL, 0);
             } else {
-                fprintf(stderr, "tunable-run: --knob %.*s: unknown knob (drowsy, drowsy@LAYER, granularity, rescale)\n",
+                fprintf(stderr, "tunable-run: --knob %.*s: unknown knob (drowsy, drowsy.LAYER, drowsy_granularity, drowsy_rescale, seed)\n",
                         (int)klen, kv);
                 return 1;
             }
@@ -250,7 +259,7 @@ int main(int argc, char **argv) {
             if (!strcmp(oi.name, rates[r].layer)) found = 1;
         }
         if (!found) {
-            fprintf(stderr, "tunable-run: --knob drowsy@%s: no layer of that name\n", rates[r].layer);
+            fprintf(stderr, "tunable-run: --knob drowsy.%s: no layer of that name\n", rates[r].layer);
             return 1;
         }
     }
@@ -283,7 +292,7 @@ int main(int argc, char **argv) {
                 applied = oi.opcode == TN_OP_CONV_2D || oi.opcode == TN_OP_DEPTHWISE_CONV_2D;
         }
         if (!applied) {
-            fprintf(stderr, "tunable-run: --knob drowsy@%s: drowsy applies to conv and depthwise layers only\n",
+            fprintf(stderr, "tunable-run: --knob drowsy.%s: drowsy applies to conv and depthwise layers only\n",
                     rates[r].layer);
             return 1;
         }
