@@ -50,9 +50,9 @@ def _round_f32_div(value: float, scale: float) -> int:
 
 
 def _legacy_uint8(lw: Lowering) -> bool:
-    """True for a model that had uint8 tensors (now shifted to int8; their uint8 boundary twins remain).
-    Its oracle is LiteRT's reference kernels rather than TFLite Micro, which refuses such models."""
-    return any(t.dtype == "uint8" for t in lw.g.tensors)
+    """True for a legacy uint8 model (compile_graph marks it before shifting it to int8). Its oracle is
+    LiteRT's reference kernels rather than TFLite Micro, which refuses such models."""
+    return bool(getattr(lw, "legacy_uint8", False))
 
 
 # ------------------------------------------------------------------ SOFTMAX, LOGISTIC
