@@ -91,6 +91,15 @@ def test_lossy_video_close_to_source(lossy_video, backend):
     assert err < 6.0      # MPEG-4 part 2 at default bitrate on a 64x48 test card
 
 
+def test_walking_away_from_a_video_closes_its_decoder(lossless_video):
+    src = open_source(str(lossless_video[0]), backend="av")
+    it = iter(src)
+    next(it)
+    assert src._cap is not None           # PyAV container open while frames are being read
+    it.close()
+    assert src._cap is None
+
+
 def test_video_max_frames_and_loop(lossless_video):
     path, frames = lossless_video
     with open_source(str(path), max_frames=5) as src:
@@ -356,6 +365,7 @@ def test_cam0_uses_picamera2_when_importable(fake_picamera2):
         frames = list(src)
     assert [f.image.shape for f in frames] == [(240, 320, 3)] * 3
     assert [int(f.image[0, 0, 0]) for f in frames] == [0, 1, 2] and int(frames[0].image[0, 0, 2]) == 200
+    assert cam.count == 3                 # max_frames stops before capturing a fourth frame
     assert cam.closed and not cam.started
 
 

@@ -140,20 +140,26 @@ class FrameSource:
         t_next = time.monotonic()
         while True:
             produced = 0
-            for image, label, ts in self._frames():
-                if self.max_frames is not None and index >= self.max_frames:
-                    return
-                if period:
-                    now = time.monotonic()
-                    if now < t_next:
-                        time.sleep(t_next - now)
-                        t_next += period
-                    else:   # running late: do not burst to catch up
-                        t_next = now + period
-                stamp = ts if ts is not None else time.monotonic() - self._t0
-                yield Frame(image, label, index, stamp)
-                index += 1
-                produced += 1
+            frames = self._frames()
+            try:
+                while self.max_frames is None or index < self.max_frames:   # never capture a frame too many
+                    if period:      # wait before capturing, so a camera frame is fresh when delivered
+                        now = time.monotonic()
+                        if now < t_next:
+                            time.sleep(t_next - now)
+                            t_next += period
+                        else:       # running late: do not burst to catch up
+                            t_next = now + period
+                    try:
+                        image, label, ts = next(frames)
+                    except StopIteration:
+                        break
+                    stamp = ts if ts is not None else time.monotonic() - self._t0
+                    yield Frame(image, label, index, stamp)
+                    index += 1
+                    produced += 1
+            finally:
+                frames.close()      # releases a decoder the consumer walked away from
             if not self.loop or produced == 0 or (self.max_frames is not None and index >= self.max_frames):
                 return
 
