@@ -44,7 +44,7 @@ for _p, _f in _PREFIX.items():
     _UNITS[f"{_p}W"] = ("power", _f)
 for _p in ("", "m", "k"):
     _UNITS[f"{_p}Wh"] = ("energy", _PREFIX[_p] * SECONDS_PER_HOUR)
-for _p in ("n", *_MICRO_SIGNS, "m", ""):
+for _p in ("p", "n", *_MICRO_SIGNS, "m", ""):
     _UNITS[f"{_p}s"] = ("time", _PREFIX[_p])
 _UNITS.update({"min": ("time", 60.0), "h": ("time", SECONDS_PER_HOUR)})
 

@@ -26,11 +26,12 @@ from .rpi import Pi5PmicSensor, parse_pmic_read_adc
 from .sampler import Mark, Sampler, Window
 from .sensor import ENERGY, ESTIMATED, MEASURED, MODELED, POWER, CommandRunner, Probe, Sensor
 from .sysfs import (SensorError, SensorGone, SensorPermissionError, SensorUnavailable, set_sysfs_root,
-                    sysfs_root)
+                    sysfs_root, sysfs_root_override)
 
 __all__ = [
     "Sensor", "Probe", "CommandRunner", "MEASURED", "ESTIMATED", "MODELED", "ENERGY", "POWER",
     "SensorError", "SensorGone", "SensorPermissionError", "SensorUnavailable", "sysfs_root", "set_sysfs_root",
+    "sysfs_root_override",
     "discover", "Discovery", "RaplSensor", "Ina2xxSensor", "Ina3221Sensor", "Battery", "BatteryState",
     "BatterySensor", "list_batteries", "Pi5PmicSensor", "parse_pmic_read_adc", "TegrastatsFeed",
     "TegrastatsSensor", "parse_tegrastats_line", "Sampler", "Mark", "Window", "MeasuredEnergy", "WindowPlan",

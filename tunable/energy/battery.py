@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..units import MICRO, SECONDS_PER_HOUR, format_power
 from .sensor import MEASURED, POWER, Probe, Sensor
-from .sysfs import SensorError, host_path, read_optional_int, read_optional_text, read_text
+from .sysfs import SensorError, SensorGone, host_path, read_optional_int, read_optional_text, read_text
 
 POWER_SUPPLY = "/sys/class/power_supply"
 _MICROWATT_HOURS = MICRO * SECONDS_PER_HOUR      # µWh -> J
@@ -142,6 +142,8 @@ class BatterySensor(Sensor):
         self.resolution = MICRO if has_power else None
 
     def read_watts(self) -> float:
+        if not self.battery.path.exists():
+            raise SensorGone(f"{self.battery.path}: the battery is no longer present")
         status = self.battery.status()
         if status != "Discharging":
             raise SensorError(f"{self.name} is {status}: on a charger its power is not the system's draw; "

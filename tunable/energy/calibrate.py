@@ -10,7 +10,9 @@ by least squares on relative error (rows divided by the measured energy, so long
 alike). Varying the duty cycle separates base from active power; varying models and knobs is what makes
 counter coefficients identifiable. A feature that the sweep cannot tell apart from those already kept
 (nearly collinear), or that fits below zero, is left out and reported: its energy is then carried by the
-features it is collinear with, and its coefficient in the saved profile is zero.
+features it is collinear with, and its coefficient in the saved profile is zero. "Nearly collinear" means
+less than 10 % of the column lies outside the span of the features already kept: latency jitter alone must
+not pass for independent variation of the counters.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ from .sysfs import SensorError
 # collinear counters the one that matters more is kept.
 FEATURES = ("window_s", "busy_s", "macs", "weight_bytes", "act_bytes", "requant_ops", "lut_lookups",
             "mults", "adds")
-_UNITS = {"window_s": "W (base)", "busy_s": "W (active)"}
+_POWER_TERMS = {"window_s": "base_watts (drawn over the whole window)",
+                "busy_s": "active_watts (extra while inferring)"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class FitResult:
     def describe(self) -> list[str]:
         lines = []
         for f, v in self.coefficients.items():
-            lines.append(f"{f:14s} {v:.4g} W" if f in _UNITS else f"{f:14s} {v / PICO:.4g} pJ per count")
+            lines.append(f"{f:14s} {v:.4g} W: {_POWER_TERMS[f]}" if f in _POWER_TERMS
+                         else f"{f:14s} {v / PICO:.4g} pJ per count")
         for f, why in self.unidentified.items():
             lines.append(f"{f:14s} not identified: {why}")
         return lines
@@ -125,7 +129,7 @@ def _select(X: np.ndarray, names: list[str], tol: float) -> tuple[list[int], dic
 
 
 def fit_windows(windows: Sequence[CalibrationWindow], features: Sequence[str] = FEATURES,
-                collinear_tol: float = 0.05) -> FitResult:
+                collinear_tol: float = 0.1) -> FitResult:
     if not windows:
         raise ValueError("no calibration windows")
     names = list(features)

@@ -16,7 +16,7 @@ A profile is a small TOML file:
     [fit]                        # fitted profiles only: sensor, windows, errors
 
 Shipped profiles live in tunable/energy/profiles/; fitted ones are saved to the user's config directory
-($XDG_CONFIG_HOME/tunable/profiles, default ~/.config/tunable/profiles). Names resolve in the package first,
+(tunable.paths.config_dir()/profiles, by default ~/.config/tunable/profiles). Names resolve in the package first,
 then the user directory; a path to a .toml file also works.
 """
 from __future__ import annotations
@@ -137,8 +137,9 @@ def parse_profile(text: str, where: str = "<profile>") -> Profile:
 
 
 def user_profiles_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "tunable" / "profiles"
+    """<config dir>/profiles: $TUNABLE_CONFIG_DIR, else $XDG_CONFIG_HOME/tunable, else ~/.config/tunable."""
+    from ..paths import config_dir
+    return config_dir() / "profiles"
 
 
 def _shipped() -> dict[str, Any]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import TunableError
 
@@ -37,6 +39,19 @@ def set_sysfs_root(path: str | os.PathLike | None) -> None:
     """Overrides the root for this process (None: back to TUNABLE_SYSFS_ROOT or '/')."""
     global _root_override
     _root_override = Path(path) if path is not None else None
+
+
+@contextmanager
+def sysfs_root_override(path: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, the root is `path` (None: unchanged); the previous setting comes back after."""
+    global _root_override
+    prev = _root_override
+    if path is not None:
+        _root_override = Path(path)
+    try:
+        yield
+    finally:
+        _root_override = prev
 
 
 def sysfs_root() -> Path:
