@@ -209,6 +209,8 @@ def test_cifar_python_batches(tmp_path, cifar1000, protocol):
     assert np.array_equal(train.x, x[40:100]) and np.array_equal(train.labels, y[40:100])
     one = open_dataset(f"cifar10:{d / 'data_batch_2'}")
     assert np.array_equal(one.x, x[70:100])
+    (d / "test_batch.bin").write_bytes(_official_bin(x[:40], y[:40]))    # both formats unpacked side by side
+    assert len(open_dataset(f"cifar10:{d}")) == 40                       # read once, not twice
 
 
 def test_cifar_binary_batches_and_tar(tmp_path, cifar1000):

@@ -270,6 +270,13 @@ def _batch_key(name: str, split: str) -> tuple[int, str] | None:
     return (int(m.group(1)), base) if m else None
 
 
+def _one_format(keyed: list) -> list:
+    """Sorted (key, item) batches of one format: python batches when both python and .bin copies are there."""
+    keyed = sorted(keyed, key=lambda t: t[0])
+    pickles = [t for t in keyed if not t[0][1].endswith(".bin")]
+    return pickles if pickles else keyed
+
+
 def _read_cifar_files(files: list[tuple[str, bytes]], meta: tuple[bytes | None, str | None], split: str,
                       where: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     xs, ys = [], []
@@ -298,7 +305,7 @@ def read_cifar10(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarr
     for d in (p, p / "cifar-10-batches-py", p / "cifar-10-batches-bin"):
         if not d.is_dir():
             continue
-        batches = sorted((k, f) for f in d.iterdir() if f.is_file() and (k := _batch_key(f.name, split)))
+        batches = _one_format([(k, f) for f in d.iterdir() if f.is_file() and (k := _batch_key(f.name, split))])
         if batches:
             files = [(str(f), _read_bytes(f, "CIFAR batch")) for _, f in batches]
             meta_p, meta_t = d / "batches.meta", d / "batches.meta.txt"
@@ -322,7 +329,8 @@ def read_cifar10(path: str | os.PathLike, split: str = "test") -> tuple[np.ndarr
 def _read_cifar_tar(p: Path, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     try:
         with tarfile.open(p, "r:*") as tar:
-            members = sorted((k, m) for m in tar.getmembers() if m.isfile() and (k := _batch_key(m.name, split)))
+            members = _one_format([(k, m) for m in tar.getmembers()
+                                   if m.isfile() and (k := _batch_key(m.name, split))])
             files = [(f"{p}!{m.name}", tar.extractfile(m).read()) for _, m in members]
             meta: list[Any] = [None, None]
             for m in tar.getmembers():
