@@ -452,3 +452,20 @@ def test_array_dataset_describe():
     ds = ArrayDataset(np.zeros((3, 2, 2, 1), np.uint8), np.array([0, 1, 0]), None, kind="npz", path=Path("x.npz"))
     assert ds.class_names == ("0", "1")
     assert ds.describe() == "npz x.npz: 3 2x2x1, 2 classes"
+
+
+def test_decode_without_pillow_uses_opencv_then_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+    from tunable.data import MissingDependencyError
+    rgb = np.random.default_rng(5).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    _png(tmp_path / "c.png", rgb)
+    _png(tmp_path / "g.png", rgb[..., 0])
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)          # Pillow not installed
+    assert np.array_equal(decode_image(tmp_path / "c.png"), rgb)   # OpenCV's BGR turned back into RGB
+    assert np.array_equal(decode_image(tmp_path / "g.png")[..., 0], rgb[..., 0])
+    with pytest.raises(DatasetError, match=r"x\.png: cannot decode image \(OpenCV\)"):
+        (tmp_path / "x.png").write_bytes(b"junk")
+        decode_image(tmp_path / "x.png")
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(MissingDependencyError, match="needs Pillow or OpenCV: `pip install pillow`"):
+        decode_image(tmp_path / "c.png")
