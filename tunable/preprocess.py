@@ -293,7 +293,8 @@ class Preprocessor:
     @classmethod
     def from_model(cls, model: Any, options: Mapping[str, Any] | None = None, input_index: int = 0) -> Preprocessor:
         info = model.inputs[input_index]
-        return cls(info, options, where=f"{getattr(model, 'path', None) or 'model'}: input {info.name!r}")
+        name = getattr(model, "source", None) or getattr(model, "path", None) or "model"
+        return cls(info, options, where=f"{name}: input {info.name!r}")
 
     # -- value mapping ---------------------------------------------------------------------------------------
     def _value_mapping(self, opts: dict[str, Any]) -> _Mapping:
