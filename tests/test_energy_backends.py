@@ -423,10 +423,8 @@ def test_tegrastats_sensors_from_a_stream():
     try:
         assert [s.name for s in sensors] == ["tegrastats:VDD_IN", "tegrastats:VDD_CPU_GPU_CV", "tegrastats:VDD_SOC"]
         assert runner.calls[0][:3] == ["tegrastats", "--interval", str(jetson.INTERVAL_MS)]
-        feed = sensors[0].feed
-        while feed.lines < len(ORIN_LINES):     # the reader thread consumes the recorded lines
-            feed._new_line.acquire(); feed._new_line.wait(0.05); feed._new_line.release()
-        assert sensors[0].read_watts() == pytest.approx(5.310)
+        assert sensors[0].feed.wait_lines(len(ORIN_LINES))
+        assert sensors[0].read_watts() == pytest.approx(5.310)   # the latest line's value
         assert sensors[2].read_watts() == pytest.approx(1.288)
         assert sensors[0].kind == "measured" and "total" in sensors[0].scope
     finally:

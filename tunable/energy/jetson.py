@@ -91,6 +91,14 @@ class TegrastatsFeed:
                 raise SensorGone(f"{' '.join(self.argv)}: {self.ended}")
             return dict(self.latest)
 
+    def wait_lines(self, n: int, timeout_s: float = 5.0) -> bool:
+        """Waits until n power lines have been read (or the tool ended); whether they were."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self.lines < n and self.ended is None and time.monotonic() < deadline:
+                self._new_line.wait(deadline - time.monotonic())
+            return self.lines >= n
+
     def join(self, timeout_s: float = 5.0) -> None:
         if self._thread is not None:
             self._thread.join(timeout_s)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from .. import planspec
 from ..units import PICO, format_energy
 from .profiles import Profile
-from .sensor import ENERGY, MODELED, Sensor
+from .sensor import ENERGY, MODELED, Probe, Sensor
 
 BASE, ACTIVE = "base", "active"
 
@@ -144,7 +144,6 @@ class ModeledSensor(Sensor):
     def read_joules(self) -> float:
         return self._joules
 
-    def probe(self):
-        from .sensor import Probe
+    def probe(self) -> Probe:
         return Probe(True, "always available: counters x profile, no measurement",
                      f"{format_energy(self._joules)} over {self.inferences} inferences")

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
+from ..units import format_energy, format_power
 from .sysfs import SensorError, SensorGone, SensorUnavailable
 
 MEASURED, ESTIMATED, MODELED = "measured", "estimated", "modeled"
@@ -67,7 +68,6 @@ class Sensor:
 
     def probe(self) -> Probe:
         """Tries one read."""
-        from ..units import format_energy, format_power
         try:
             if self.quantity == ENERGY:
                 return Probe(True, "", f"{format_energy(self.read_joules())} (counter)")
