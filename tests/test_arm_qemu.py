@@ -111,3 +111,28 @@ def test_instruction_counts_under_qemu(mlperf):
     per = {r["variant"]: r["insns_per_inference"] for r in rows}
     assert set(per) == {"generic", "neon", "neon-dotprod"}
     assert per["neon-dotprod"] < per["neon"] < 0.6 * per["generic"], per
+
+
+def test_sources_build_with_uniform_flags_as_pip_does(tmp_path):
+    """pip on a board compiles every runtime source with the same flags (tunable/_ffi_build.py, no per-file
+    -march): the sdot file must still build, through its own target pragma, and the rest stay baseline."""
+    from tunable import _ffi_build
+    flags = [f for f in _ffi_build.ffibuilder._assigned_source[3].get("extra_compile_args", [])]
+    assert "-O3" in flags
+    objs = []
+    for src in sorted((RUNTIME / "src").glob("*.c")) + sorted((RUNTIME / "src" / "arch").glob("*.c")):
+        o = tmp_path / (src.stem + ".o")
+        r = subprocess.run(["aarch64-linux-gnu-gcc", *flags, "-fPIC", "-I", str(RUNTIME / "include"), "-c",
+                            str(src), "-o", str(o)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        objs.append(o)
+    r = subprocess.run(["aarch64-linux-gnu-gcc", "-shared", "-o", str(tmp_path / "lib.so"), *map(str, objs), "-lm"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    dis = subprocess.run(["aarch64-linux-gnu-objdump", "-d", str(tmp_path / "neon_dotprod.o")], capture_output=True,
+                         text=True).stdout
+    assert re.search(r"\bsdot\b", dis)
+    syms = subprocess.run(["aarch64-linux-gnu-nm", "-D", str(tmp_path / "lib.so")], capture_output=True,
+                          text=True).stdout
+    for fn in ("tn_gemm_neon", "tn_gemm_neon_dotprod", "tn_model_load"):
+        assert re.search(rf"\bT {fn}\b", syms), fn
