@@ -116,7 +116,10 @@ def discover(root: str | os.PathLike | None = None) -> tuple[list[Sensor], list[
         dev = _device_id(hw) or hw.name
         if _INA2XX.fullmatch(chip):
             d = _attr_dir(hw, "in1_input")
-            label = read_optional_text(d / "label")
+            try:
+                label = read_optional_text(d / "label")
+            except SensorError:
+                label = None
             name = f"hwmon:{label}" if label else f"hwmon:{chip}@{dev}"
             sensors.append(Ina2xxSensor(hw, chip, name))
         elif chip == "ina3221":

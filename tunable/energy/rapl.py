@@ -65,16 +65,21 @@ def discover(root: str | os.PathLike | None = None) -> tuple[list[RaplSensor], l
         return [], [f"RAPL: {POWERCAP} does not exist (no powercap driver: RAPL is absent inside most VMs and "
                     "on ARM boards)"]
     sensors: list[RaplSensor] = []
+    notes: list[str] = []
     for zone in sorted(base.iterdir(), key=lambda p: p.name):
         if ":" not in zone.name or not (zone / "energy_uj").exists():
             continue  # a control type directory (intel-rapl) or a zone without a counter (dtpm)
         control, _, index = zone.name.partition(":")
         prefix = control.removeprefix("intel-")
-        zname = _zone_name(zone)
         parts = index.split(":")
-        if len(parts) > 1:  # a subzone: name it after its package, 'rapl:package-0:core'
-            parent = base / f"{control}:{parts[0]}"
+        parent = base / f"{control}:{parts[0]}"
+        try:
+            zname = _zone_name(zone)
             pname = _zone_name(parent) if parent.is_dir() else f"zone-{parts[0]}"
+        except SensorError as e:
+            notes.append(f"RAPL: {zone.name}: {e}")
+            continue
+        if len(parts) > 1:  # a subzone: name it after its package, 'rapl:package-0:core'
             name, scope = f"{prefix}:{pname}:{zname}", f"{_SCOPES.get(zname, zname)} of {pname}"
         else:
             name = f"{prefix}:{zname}"
@@ -83,5 +88,6 @@ def discover(root: str | os.PathLike | None = None) -> tuple[list[RaplSensor], l
         if any(s.name == name for s in sensors):
             name = f"{name}@{zone.name}"
         sensors.append(RaplSensor(zone, name, scope))
-    notes = [] if sensors else [f"RAPL: {base} has no zone with an energy_uj counter"]
+    if not sensors and not notes:
+        notes.append(f"RAPL: {base} has no zone with an energy_uj counter")
     return sensors, notes
