@@ -67,6 +67,17 @@ def _counters_and_latency(session, n: int) -> tuple[dict[str, float], float]:
     return {k: v / n for k, v in sums.items()}, lat / n
 
 
+def _json_safe(v):
+    """NaN and infinities are not JSON: they become null."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 # ---------------------------------------------------------------- sensors
 
 @click.command()
@@ -84,13 +95,13 @@ def sensors(profile: str | None, as_json: bool) -> None:
         rows.append((modeled, modeled.probe()))
         best = d.best()
         if as_json:
-            click.echo(json.dumps({
+            click.echo(json.dumps(_json_safe({
                 "sysfs_root": str(root_now()),
                 "sensors": [dict(name=s.name, kind=s.kind, quantity=s.quantity, unit=s.unit, scope=s.scope,
                                  source=s.source, resolution=s.resolution, refresh_interval_s=s.refresh_interval_s,
                                  min_window_s=s.min_window_s if s.kind != "modeled" else None,
                                  readable=p.readable, reason=p.reason, reading=p.reading) for s, p in rows],
-                "default": best.name if best else None, "not_found": d.notes}, indent=1))
+                "default": best.name if best else None, "not_found": d.notes}), indent=1))
             return
         click.echo(f"Energy sensors (sysfs root {root_now()}):")
         head = ("NAME", "KIND", "QUANTITY", "UNIT", "RESOLUTION", "REFRESH", "READABLE", "READING")
@@ -229,13 +240,13 @@ def energy(model: str, knobs_text: str | None, sensor: str | None, n: int, profi
                 "mean_watts": meas.mean_watts, "spread_joules": meas.spread_joules, "complete": meas.complete,
                 "error": meas.error},
             "measured_unavailable": why, "ratio_measured_over_modeled": ratio or None}
-        click.echo(json.dumps(out, indent=1, default=lambda v: None))
+        click.echo(json.dumps(_json_safe(out), indent=1))
         return
 
     wb = model_weight_bytes(m)
     click.echo(f"model     {path.name}: {len(m.layers)} layers, {m.macs:,} MACs, weights {wb:,} B")
     click.echo(f"knobs     {knobs_desc}")
-    click.echo(f"counted   {n} inferences, mean latency {format_time(latency)} (wall time of each run)")
+    click.echo(f"counted   {n} inferences, mean latency {format_time(latency)} (the runtime's timing of each run)")
     click.echo("")
     click.echo(f"modeled   {format_energy(mod.total_joules)} per inference (gross): base "
                f"{format_energy(mod.base_joules)} + dynamic {format_energy(mod.dynamic_joules)}")
