@@ -31,7 +31,8 @@ typedef struct {{
 }} tn_op_info;
 typedef struct {{
     uint32_t drowsy_threshold; int32_t drowsy_drop_count; int32_t drowsy_granularity; int32_t drowsy_select;
-    int32_t drowsy_rescale; int32_t aip_cols; int32_t aip_topm; int32_t aip_mode; int32_t conv_preview_cin;
+    int32_t drowsy_rescale; int32_t aip_cols; int32_t aip_topm; int32_t aip_mode; int32_t aip_margin;
+    int32_t conv_preview_cin;
     int32_t sign_exact; int32_t lut_enable; int32_t prune_threshold; int32_t weight_lsb_drop;
     ...;
 }} tn_layer_knobs;

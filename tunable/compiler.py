@@ -16,7 +16,7 @@ from .graph import Graph, Op, Tensor
 from .plan import PlanOp, PlanTensor, plan_arena, serialize
 from .quant import activation_range, quantize_multipliers
 
-COMPILER_VERSION = "2"
+COMPILER_VERSION = "3"
 
 LOWERINGS: dict[str, Callable[["Lowering", Op], None]] = {}
 
@@ -41,6 +41,21 @@ def lowering(*names: str):
 class CompileOptions:
     # per conv layer name -> (rank_channel, rank_row) int32 arrays, made by calibration (knobs)
     conv_ranks: dict | None = None
+    # per FC layer name -> column order (most important first); default: by ||W[:, j]||_1 (AIP)
+    aip_order: dict | None = None
+    # knob artefacts on or off (off reproduces the plain plan, e.g. for size comparisons)
+    artefacts: bool = True
+
+    def key(self) -> str:
+        """A stable digest of the options, for the plan cache."""
+        import hashlib
+        h = hashlib.sha256(repr(self.artefacts).encode())
+        for d in (self.conv_ranks, self.aip_order):
+            for name in sorted(d or {}):
+                h.update(name.encode())
+                for a in (d[name] if isinstance(d[name], tuple) else (d[name],)):
+                    h.update(np.ascontiguousarray(a, dtype=np.int32).tobytes())
+        return h.hexdigest()[:16]
 
 
 class Lowering:
@@ -308,11 +323,46 @@ def _fc(lw: Lowering, op: Op) -> None:
     folded = bias - x.zp * (w.data.astype(np.int64) - w_zp).sum(axis=1)
     lo, hi = lw.act_range(op, y)
     name = lw.layer_name(op.opname)
-    ins = [lw.t(xi), lw.t(wi), lw.const(bias.astype(np.int32), f"{name}/bias"),
+    wi_plan = lw.t(wi)
+    extra = []
+    if lw.options.artefacts and w_zp == 0:
+        # AIP: columns ordered by importance so that every preview fraction is a prefix
+        order = (lw.options.aip_order or {}).get(name)
+        if order is None:
+            order = np.argsort(-np.abs(w.data.astype(np.int64)).sum(axis=0), kind="stable")
+        order = np.asarray(order, dtype=np.int32)
+        if sorted(order.tolist()) != list(range(k)):
+            raise lw.fail(op, f"AIP column order for {name} is not a permutation of {k} columns")
+        wi_plan = lw.const(np.ascontiguousarray(w.data[:, order]), f"{name}/weights_aip_order")
+        extra = [lw.const(order, f"{name}/aip_perm")]
+    ins = [lw.t(xi), wi_plan, lw.const(bias.astype(np.int32), f"{name}/bias"),
            lw.const(mult, f"{name}/mult"), lw.const(shift, f"{name}/shift"),
-           lw.const(folded.astype(np.int32), f"{name}/bias_folded")]
-    lw.emit("FULLY_CONNECTED", ins, [lw.t(yi)], dict(act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp),
-            op, name)
+           lw.const(folded.astype(np.int32), f"{name}/bias_folded")] + extra
+    lw.emit("FULLY_CONNECTED", ins, [lw.t(yi)], dict(act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp,
+                                                     role=_fc_role(lw, op)), op, name)
+
+
+def _fc_role(lw: Lowering, op: Op) -> int:
+    """1: followed by ReLU (fused or next op); 2: a classifier (feeds SOFTMAX or ARG_MAX, or is an output)."""
+    fused = op.options.get("fused_activation_function", "NONE")
+    if fused in ("RELU", "RELU6", "RELU_N1_TO_1"):
+        return 1
+    t = op.outputs[0]
+    for _ in range(4):  # look through reshapes
+        if t in lw.g.outputs:
+            return 2
+        users = [o for o in lw.g.ops if t in o.inputs]
+        if len(users) != 1:
+            return 0
+        u = users[0]
+        if u.opname in ("SOFTMAX", "ARG_MAX", "LOG_SOFTMAX"):
+            return 2
+        if u.opname in ("RELU", "RELU6"):
+            return 1
+        if u.opname not in ("RESHAPE", "SQUEEZE"):
+            return 0
+        t = u.outputs[0]
+    return 0
 
 
 @lowering("ADD")

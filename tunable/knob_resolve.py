@@ -29,13 +29,12 @@ def resolve(model, knobs: Knobs, ffi):
             if f < 1.0:
                 if "aip_perm" not in layer.has_inputs:
                     raise KnobError(f"aip on {layer.name}: this plan was compiled without an AIP column order")
-                kdim = layer.input_shapes[0][-1] if layer.input_shapes else 0
                 kdim = _fc_k(layer)
                 k.aip_cols = max(1, math.ceil(f * kdim))
                 role = layer.params.get("role", FC_ROLE_PLAIN)
                 k.aip_mode = {FC_ROLE_RELU: AIP_RELU_SKIP, FC_ROLE_CLASSIFIER: AIP_TOPM}.get(role, AIP_OFF)
                 k.aip_topm = knobs.aip_topm or 10
-                k.reserved[0] = int(round(knobs.aip_margin * 1024))  # margin in 1/1024 of the row magnitude
+                k.aip_margin = knobs.aip_margin
         if layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             k.prune_threshold = knobs.layer_value("prune", layer.name)
             k.weight_lsb_drop = knobs.layer_value("weight_lsb_drop", layer.name)

@@ -43,7 +43,8 @@ class Knobs:
     seed: int = 0
     aip: float | tuple = 1.0              # FC preview fraction f in (0, 1]; 1 = off
     aip_topm: int = 0                     # classifier rows completed exactly; 0 = max(10, 4 * top_n)
-    aip_margin: float = 0.0               # relu-skip margin, in units of the row's preview magnitude
+    aip_margin: int = 0                   # relu-skip rows whose estimated output is at least this many
+                                          # quantization steps below the ReLU clamp (negative: more skipped)
     conv_preview: float | tuple = 0.0     # CONV+ReLU sign preview over this fraction of the reduction; 0 = off
     sign_exact: bool | tuple = False      # CONV+ReLU sign-ordered early termination (exact)
     lut: tuple = ()                       # {layer: (K_w, K_a)}: multiplication-free look-up tables
@@ -87,8 +88,9 @@ class Knobs:
             raise KnobError(f"seed = {self.seed!r}: must be an integer in [0, 2^64)")
         if not (isinstance(self.aip_topm, int) and self.aip_topm >= 0):
             raise KnobError(f"aip_topm = {self.aip_topm!r}: must be a non-negative integer")
-        if not (isinstance(self.aip_margin, (int, float)) and math.isfinite(self.aip_margin)):
-            raise KnobError(f"aip_margin = {self.aip_margin!r}: must be a finite number")
+        if not (isinstance(self.aip_margin, int) and not isinstance(self.aip_margin, bool)
+                and -255 <= self.aip_margin <= 255):
+            raise KnobError(f"aip_margin = {self.aip_margin!r}: must be an integer in [-255, 255]")
 
     def _items(self, name: str):
         v = getattr(self, name)
@@ -250,7 +252,7 @@ def _parse_value(name: str, val: str):
         if "/" in val:
             return float(Fraction(val))
         f = float(val)
-        return int(f) if name in ("seed", "aip_topm", "prune", "weight_lsb_drop") and f.is_integer() else f
+        return int(f) if name in ("seed", "aip_topm", "aip_margin", "prune", "weight_lsb_drop") and f.is_integer() else f
     except (ValueError, ZeroDivisionError):
         raise KnobError(f"knob {name}: '{val}' is not a number") from None
 

@@ -60,6 +60,8 @@ class LayerInfo:
     param_bytes: int
     params: dict = field(default_factory=dict, compare=False)   # the plan's op parameters, by name
     has_inputs: frozenset = field(default_factory=frozenset, compare=False)  # optional input slots present
+    in_tensors: tuple[int, ...] = ()    # plan tensor indices of the inputs (-1 absent)
+    out_tensor: int = -1
 
 
 @dataclass
@@ -148,7 +150,8 @@ class Model:
             present = frozenset(n for i, n in enumerate(spec["inputs"])
                                 if i < info.n_in and getattr(info, "in")[i] >= 0)
             out.append(LayerInfo(k, ffi.string(info.name).decode(), opname, tuple(shapes),
-                                 tuple(tinfo.dims[0:tinfo.ndim]), int(info.analytic_macs), pbytes, params, present))
+                                 tuple(tinfo.dims[0:tinfo.ndim]), int(info.analytic_macs), pbytes, params, present,
+                                 tuple(int(getattr(info, "in")[j]) for j in range(info.n_in)), int(info.out[0])))
         return out
 
     @property
@@ -276,8 +279,11 @@ def compile_model(source, compile_options=None) -> bytes:
     return compile_graph(read_tflite(source), compile_options)
 
 
-def load(path: str | os.PathLike, *, cache: bool = True, compile_options=None) -> Model:
-    """Loads a .tflite model (compiled to a plan, cached by content hash) or a compiled .plan file."""
+def load(path: str | os.PathLike, *, cache: bool = True, calibration=None, compile_options=None) -> Model:
+    """Loads a .tflite model (compiled to a plan, cached by content hash) or a compiled .plan file.
+
+    calibration: input samples (stacked on axis 0, the model's input dtype) from a calibration split; the
+    plan then carries importance ranks for drowsy and AIP column orders measured on them."""
     from .compiler import COMPILER_VERSION
     from .errors import ModelFormatError
     p = Path(path)
@@ -285,22 +291,30 @@ def load(path: str | os.PathLike, *, cache: bool = True, compile_options=None) -
         data = p.read_bytes()
     except FileNotFoundError:
         raise ModelFormatError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFormatError(f"{p}: is a directory, not a model file") from None
     except OSError as e:
         raise ModelFormatError(f"{p}: cannot read ({e.strerror})") from None
     if data[:4] == ps.MAGIC:
         return Model(data, str(p))
-    key = None
-    if cache and compile_options is None:
-        h = hashlib.sha256(data)
-        h.update(f"compiler={COMPILER_VERSION};plan={ps.VERSION}".encode())
-        key = cache_dir() / "plans" / f"{h.hexdigest()}.plan"
-        if key.exists():
-            try:
-                return Model(key.read_bytes(), str(p))
-            except PlanError:
-                pass  # a stale or damaged cache entry: recompile
+    h = hashlib.sha256(data)
+    h.update(f"compiler={COMPILER_VERSION};plan={ps.VERSION}".encode())
+    if calibration is not None:
+        h.update(b"calibration")
+        h.update(np.ascontiguousarray(calibration).tobytes())
+    if compile_options is not None:
+        h.update(compile_options.key().encode())
+    key = cache_dir() / "plans" / f"{h.hexdigest()}.plan" if cache else None
+    if key is not None and key.exists():
+        try:
+            return Model(key.read_bytes(), str(p))
+        except PlanError:
+            pass  # a stale or damaged cache entry: recompile
     from .compiler import compile_graph
     from .tflite_reader import read_tflite
+    if calibration is not None and compile_options is None:
+        from .calibration import calibrate
+        compile_options = calibrate(p, calibration)
     plan = compile_graph(read_tflite(data, name=str(p)), compile_options)
     model = Model(plan, str(p))
     if key is not None:

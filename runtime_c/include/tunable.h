@@ -56,12 +56,13 @@ typedef struct tn_layer_knobs {
     int32_t aip_cols;            /* FC: columns in the preview; 0 = off */
     int32_t aip_topm;            /* classifier: rows completed exactly */
     int32_t aip_mode;            /* 0 off, 1 relu-skip, 2 top-m, 3 estimate-all */
+    int32_t aip_margin;          /* relu-skip rows estimated this many output steps at or below the clamp */
     int32_t conv_preview_cin;    /* conv preview over the first N input channels; 0 = off */
     int32_t sign_exact;          /* conv: sign-ordered early termination (exact) */
     int32_t lut_enable;          /* use the plan's look-up tables for this layer */
     int32_t prune_threshold;     /* |w| <= threshold read as zero; 0 = off (threshold 0 already is zero) */
     int32_t weight_lsb_drop;     /* low bits of every weight read as zero */
-    int32_t reserved[3];
+    int32_t reserved[2];
 } tn_layer_knobs;
 
 int tn_model_load(const void *plan, size_t size, tn_model **out, char *errbuf, size_t errlen);

@@ -5,6 +5,7 @@
 #include "conv_common.h"
 #include "drowsy.h"
 #include "requant.h"
+#include "approx.h"
 
 #define CONV_BLOCK_PIXELS 64
 
@@ -148,6 +149,7 @@ static void im2col(const tn_conv_geom *g, const int8_t *xb, int oy0, int rows, i
 static int conv_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
+    if (tn_approx_knobs_active(c->knobs)) return tn_conv_eval_approx(c, &g);
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);

@@ -5,6 +5,7 @@
 #include "conv_common.h"
 #include "drowsy.h"
 #include "requant.h"
+#include "approx.h"
 
 int tn_conv_rank_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g, char *err, size_t errlen);
 
@@ -34,6 +35,7 @@ static inline int dw_drop(const tn_ctx *c, const tn_conv_geom *g, int b, int oy,
 static int dw_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
+    if (tn_approx_knobs_active(c->knobs)) return tn_dw_eval_approx(c, &g);
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
     const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
     const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);

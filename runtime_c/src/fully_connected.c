@@ -1,9 +1,18 @@
-/* FULLY_CONNECTED: reference kernel and the dot-product path. */
+/* FULLY_CONNECTED: reference kernel, the dot-product path, and AIP (approximate inner products).
+ *
+ * When the plan carries an AIP column order (input 6), the weights are stored column-permuted and the
+ * input is gathered into the same order first: exact integer sums do not depend on order, and every AIP
+ * preview fraction becomes a contiguous prefix of each weight row. */
 #include <stdlib.h>
 #include <string.h>
 #include "arch.h"
 #include "conv_common.h"
 #include "requant.h"
+#include "approx.h"
+
+enum { AIP_OFF = 0, AIP_RELU_SKIP = 1, AIP_TOPM = 2, AIP_ESTIMATE_ALL = 3 };
+
+static int has_perm(const tn_op *op) { return op->n_in > 6 && op->in[6] >= 0; }
 
 static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     int rc;
@@ -26,9 +35,125 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     if ((rc = tn_check_range(op, "input zero point", p[TN_P_FULLY_CONNECTED_IN_ZP], -128, 127, err, errlen))) return rc;
     if ((rc = tn_check_range(op, "output zero point", p[TN_P_FULLY_CONNECTED_OUT_ZP], -128, 127, err, errlen))) return rc;
     if ((rc = tn_check_range(op, "weight zero point", p[TN_P_FULLY_CONNECTED_W_ZP], -128, 127, err, errlen))) return rc;
+    if ((rc = tn_check_range(op, "role", p[TN_P_FULLY_CONNECTED_ROLE], 0, 2, err, errlen))) return rc;
     if ((rc = tn_check_requant_vectors(m, op, N, err, errlen))) return rc;
+    if (has_perm(op)) {
+        if ((rc = tn_check_slot(m, op, 0, 6, TN_DTYPE_INT32, 1, err, errlen))) return rc;
+        const tn_tensor *pt = &m->tensors[op->in[6]];
+        if (pt->storage != TN_STORAGE_CONST || pt->dims[0] != K)
+            return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "AIP column order must be %d constant int32", K);
+        if (p[TN_P_FULLY_CONNECTED_W_ZP] != 0)
+            return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "AIP column order with a weight zero point");
+        /* a permutation: every column exactly once */
+        const int32_t *perm = (const int32_t *)(m->consts + pt->offset);
+        uint8_t *seen = (uint8_t *)calloc((size_t)K, 1);
+        if (!seen) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory");
+        for (int j = 0; j < K; j++) {
+            if (perm[j] < 0 || perm[j] >= K || seen[perm[j]]) {
+                free(seen);
+                return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "AIP column order is not a permutation (entry %d)", j);
+            }
+            seen[perm[j]] = 1;
+        }
+        free(seen);
+    }
     op->analytic_macs = (uint64_t)(xe / K) * N * K;
-    op->scratch_bytes = 0;
+    /* gathered input (K), estimates (N int32) and the completion order (N int32) */
+    op->scratch_bytes = has_perm(op) ? (size_t)K + 8 * (size_t)N + 64 : 0;
+    return TN_ERR_OK;
+}
+
+/* sum_{j < n} w[j] * (x[j] - zp) as the kernel table computes it: dot minus zp * sum(w) */
+static inline int32_t centered_dot(int n, const int8_t *x, const int8_t *w, int32_t zp) {
+    int32_t ws = 0;
+    for (int j = 0; j < n; j++) ws += w[j];
+    return tn_arch->dot(n, x, w) - zp * ws;
+}
+
+static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *y) {
+    const int32_t *p = c->op->p;
+    const tn_layer_knobs *kn = c->knobs;
+    const int32_t in_zp = p[TN_P_FULLY_CONNECTED_IN_ZP], out_zp = p[TN_P_FULLY_CONNECTED_OUT_ZP];
+    const int32_t lo = p[TN_P_FULLY_CONNECTED_ACT_MIN], hi = p[TN_P_FULLY_CONNECTED_ACT_MAX];
+    const int8_t *w = (const int8_t *)tn_in(c, 1);
+    const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = (const int32_t *)tn_in(c, 3);
+    const int32_t *shift = (const int32_t *)tn_in(c, 4);
+    const int S = kn->aip_cols;
+    const int mode = kn->aip_mode;
+    int32_t *part = (int32_t *)((uint8_t *)c->scratch + ((K + 63) / 64) * 64);
+    int32_t *order = part + N;
+    uint64_t completed = 0;
+    for (int b = 0; b < batch; b++) {
+        const int8_t *xb = xg + (int64_t)b * K;  /* batch > 1 gathers row by row below */
+        int8_t *yb = y + (int64_t)b * N;
+        /* preview: partial sums over the S most important columns, scaled to the full row */
+        for (int n = 0; n < N; n++) part[n] = centered_dot(S, xb, w + (int64_t)n * K, in_zp);
+        if (mode == AIP_RELU_SKIP) {
+            for (int n = 0; n < N; n++) {
+                const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
+                const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
+                /* predicted to clamp at or below real zero by the margin: emit the clamp, skip the rest */
+                if (tn_mbqm(e32, mult[n], shift[n]) + out_zp <= lo - kn->aip_margin) {
+                    yb[n] = (int8_t)lo;
+                    continue;
+                }
+                const int32_t acc = bias[n] + part[n] + centered_dot(K - S, xb + S, w + (int64_t)n * K + S, in_zp);
+                yb[n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
+                completed++;
+            }
+        } else if (mode == AIP_TOPM) {
+            const int m = kn->aip_topm < N ? kn->aip_topm : N;
+            /* estimates in output units; the m largest are completed exactly */
+            for (int n = 0; n < N; n++) {
+                const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
+                const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
+                part[n] = tn_mbqm(e32, mult[n], shift[n]) + out_zp;  /* reuse: estimated output before clamping */
+                order[n] = n;
+            }
+            for (int i = 0; i < m; i++) {  /* partial selection sort: m is small */
+                int best = i;
+                for (int j = i + 1; j < N; j++)
+                    if (part[order[j]] > part[order[best]]) best = j;
+                int32_t t = order[i]; order[i] = order[best]; order[best] = t;
+            }
+            int32_t min_done = hi;
+            for (int i = 0; i < m; i++) {
+                const int n = order[i];
+                const int32_t acc = bias[n] + centered_dot(K, xb, w + (int64_t)n * K, in_zp);
+                yb[n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
+                if (yb[n] < min_done) min_done = yb[n];
+                completed++;
+            }
+            /* the rest keep their estimate, capped below every completed row: the ranking stays exact */
+            for (int i = m; i < N; i++) {
+                const int n = order[i];
+                int32_t v = tn_clamp(part[n], lo, hi);
+                if (v >= min_done) v = min_done - 1;
+                yb[n] = (int8_t)(v < lo ? lo : v);
+            }
+        } else { /* estimate for every row */
+            for (int n = 0; n < N; n++) {
+                const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
+                const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
+                yb[n] = tn_requant(e32, mult[n], shift[n], out_zp, lo, hi);
+            }
+        }
+    }
+    /* added up over the rows of a batch (the session zeroes counters before each op) */
+    tn_counters *k = c->ctr;
+    const uint64_t rows = (uint64_t)batch * N;
+    const uint64_t macs = mode == AIP_TOPM ? rows * S + completed * (uint64_t)K
+                                           : rows * S + completed * (uint64_t)(K - S);
+    k->macs += macs;
+    k->mults += macs;
+    k->adds += macs;
+    k->requant_ops += rows;
+    k->outputs_skipped += rows - completed;
+    /* weight bytes fetched: every row's preview, plus the rest of each completed row (a top-m row is
+     * recomputed from its start in cache, so its preview bytes are not fetched twice) */
+    k->weight_bytes += (uint64_t)N * S + completed * (uint64_t)(K - S);
+    k->act_bytes_in += (uint64_t)batch * K;
+    k->act_bytes_out += rows;
     return TN_ERR_OK;
 }
 
@@ -43,24 +168,41 @@ static int fc_eval(tn_ctx *c) {
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
     const int32_t *mult = (const int32_t *)tn_in(c, 3), *shift = (const int32_t *)tn_in(c, 4);
     int8_t *y = (int8_t *)tn_out(c, 0);
-    if (tn_arch->reference || w_zp != 0) {
-        const int32_t *bias = (const int32_t *)tn_in(c, 2);
-        for (int b = 0; b < batch; b++)
+    if (tn_approx_knobs_active(c->knobs)) return tn_fc_eval_approx(c);
+    /* a top-m classifier completing every row is the exact layer: skip the preview */
+    const int aip = c->knobs->aip_mode != AIP_OFF && c->knobs->aip_cols > 0 && has_perm(c->op) &&
+                    !(c->knobs->aip_mode == AIP_TOPM && c->knobs->aip_topm >= N);
+    for (int b0 = 0; b0 < batch; b0++) {
+        const int8_t *xr = x + (int64_t)b0 * K;
+        if (has_perm(c->op)) {  /* gather the input into the weights' column order */
+            const int32_t *perm = (const int32_t *)tn_in(c, 6);
+            int8_t *g = (int8_t *)c->scratch;
+            for (int j = 0; j < K; j++) g[j] = xr[perm[j]];
+            xr = g;
+        }
+        if (aip) {
+            int rc = fc_aip(c, 1, N, K, xr, y + (int64_t)b0 * N);
+            if (rc) return rc;
+            continue;
+        }
+        if (tn_arch->reference || w_zp != 0) {
+            const int32_t *bias = (const int32_t *)tn_in(c, 2);
             for (int n = 0; n < N; n++) {
                 int32_t acc = bias[n];
-                const int8_t *xr = x + (int64_t)b * K, *wr = w + (int64_t)n * K;
+                const int8_t *wr = w + (int64_t)n * K;
                 for (int k = 0; k < K; k++) acc += ((int32_t)wr[k] - w_zp) * ((int32_t)xr[k] - in_zp);
-                y[(int64_t)b * N + n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
+                y[(int64_t)b0 * N + n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
             }
-    } else {
-        const int32_t *bias = (const int32_t *)tn_in(c, 5);
-        for (int b = 0; b < batch; b++)
+        } else {
+            const int32_t *bias = (const int32_t *)tn_in(c, 5);
             for (int n = 0; n < N; n++) {
-                int32_t acc = bias[n] + tn_arch->dot(K, x + (int64_t)b * K, w + (int64_t)n * K);
-                y[(int64_t)b * N + n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
+                int32_t acc = bias[n] + tn_arch->dot(K, xr, w + (int64_t)n * K);
+                y[(int64_t)b0 * N + n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
             }
+        }
     }
     tn_counters *k = c->ctr;
+    if (aip) return TN_ERR_OK;  /* fc_aip counted */
     k->macs = (uint64_t)batch * N * K;
     k->mults = k->macs;
     k->adds = k->macs;
