@@ -128,6 +128,28 @@ def test_energy_knobs_need_the_knobs_module(monkeypatch):
     assert r.exit_code != 0 and "knobs are not available" in r.output
 
 
+def test_energy_with_knobs_changes_the_modeled_counters():
+    off = json.loads(run("energy", AD01, "-n", "5", "--json", "--knobs", "off").output)["modeled"]
+    aip = json.loads(run("energy", AD01, "-n", "5", "--json", "--knobs", "aip=0.25").output)
+    assert aip["knobs"] == "aip=0.25"
+    # AIP fetches fewer FC weight bytes: the modeled weight term shrinks, by whatever the counters say
+    assert aip["modeled"]["terms_joules"]["weight_bytes"] < off["terms_joules"]["weight_bytes"]
+    r = CliRunner().invoke(main, ["energy", AD01, "--knobs", "aip=7"])
+    assert r.exit_code != 0 and "aip" in r.output
+
+
+def test_calibrate_default_sweep_uses_knobs_that_apply(tmp_path):
+    tree = FakeSysfs(tmp_path / "board")
+    tree.ina2xx(0, "ina226", power_uw=2_000_000, update_interval_ms=2)
+    r = run("calibrate", "--sensor", "ina226@1-0040", AD01, "--sysfs-root", str(tree.root),
+            "--window-s", "0.03", "--repeats", "1", "--name", "sweep")
+    assert r.exit_code == 0, r.output
+    models = load_profile("sweep").fit["models"]
+    # ad01 has no conv layer: drowsy settings change nothing and are not swept
+    assert models == ["ad01_int8.tflite knobs off", "ad01_int8.tflite knobs aip=0.5",
+                      "ad01_int8.tflite knobs aip=0.125"]
+
+
 def test_calibrate_without_a_sensor_says_so():
     r = CliRunner().invoke(main, ["calibrate", "--sensor", "rapl:package-0", AD01])
     assert r.exit_code != 0 and "no sensor named 'rapl:package-0'" in r.output
@@ -137,7 +159,7 @@ def test_calibrate_against_a_fake_board(tmp_path):
     tree = FakeSysfs(tmp_path / "board")
     tree.ina2xx(0, "ina226", power_uw=3_000_000, update_interval_ms=2)
     r = run("calibrate", "--sensor", "hwmon:ina226@1-0040", AD01, "--sysfs-root", str(tree.root),
-            "--window-s", "0.05", "--repeats", "3", "--name", "fake-board", "--base", "rpi4")
+            "--window-s", "0.05", "--repeats", "3", "--name", "fake-board", "--base", "rpi4", "--knobs", "off")
     assert r.exit_code == 0, r.output
     assert "fitted fake-board" in r.output and "fit error:" in r.output
     assert "window_s       3 W: base_watts" in r.output

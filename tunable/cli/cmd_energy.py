@@ -7,6 +7,7 @@ made up in its place.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import math
 import time
@@ -15,6 +16,7 @@ import click
 import numpy as np
 
 from .. import models as registry
+from ..errors import TunableError
 from ..units import format_energy, format_power, format_time
 
 _ROOT_OPT = click.option("--sysfs-root", type=click.Path(file_okay=False), default=None,
@@ -41,8 +43,9 @@ def _apply_knobs(session, text: str | None) -> str:
     except ImportError as e:
         raise click.ClickException(f"--knobs {text!r}: knobs are not available in this build "
                                    f"(tunable.knobs cannot be imported: {e})") from None
-    session.set_knobs(Knobs.parse(text))
-    return text
+    knobs = Knobs.parse("" if text.strip().lower() == "off" else text)
+    session.set_knobs(knobs)
+    return str(knobs)
 
 
 def _input_for(model, seed: int) -> np.ndarray:
@@ -277,17 +280,19 @@ def energy(model: str, knobs_text: str | None, sensor: str | None, n: int, profi
 
 # ---------------------------------------------------------------- calibrate
 
-def _sweep_settings(model, given: tuple[str, ...]) -> list[str | None]:
-    """Knob settings to sweep: those given, else what tunable.knobs proposes for the model (if it has a
-    calibration_sweep), else knobs left off."""
+# Knob settings swept by default when tunable.knobs is available: each moves different counters (aip the FC
+# weight bytes, drowsy the conv MACs), which is what lets the regression tell the counters apart.
+DEFAULT_SWEEP = ("off", "aip=0.5", "aip=0.125", "drowsy=0.3", "drowsy=0.6")
+
+
+def _sweep_settings(given: tuple[str, ...]) -> list[str | None]:
     if given:
         return list(given)
     try:
-        from .. import knobs
+        importlib.import_module("tunable.knobs")
     except ImportError:
         return [None]
-    propose = getattr(knobs, "calibration_sweep", None)
-    return [None] + list(propose(model)) if propose else [None]
+    return list(DEFAULT_SWEEP)
 
 
 @click.command()
@@ -320,11 +325,21 @@ def calibrate(models: tuple[str, ...], sensor: str, name: str | None, base_name:
         for spec in models:
             path = registry.resolve(spec)
             m = tunable.load(path)
-            for setting in _sweep_settings(m, knob_settings):
+            seen: list[dict] = []
+            for setting in _sweep_settings(knob_settings):
                 s = m.session()
-                desc = _apply_knobs(s, setting) if setting is not None else "off"
-                s.set_input(_input_for(m, 0))
-                counters, _ = _counters_and_latency(s, 5)
+                try:
+                    desc = _apply_knobs(s, setting) if setting is not None else "off"
+                    s.set_input(_input_for(m, 0))
+                    counters, _ = _counters_and_latency(s, 5)
+                except TunableError as e:
+                    if knob_settings:  # asked for explicitly: an error; from the default sweep: skipped
+                        raise
+                    click.echo(f"  {path.name}: skipping knobs {setting}: {e}", err=True)
+                    continue
+                if not knob_settings and counters in seen:
+                    continue  # the knob does not apply to this model's layers: nothing new to fit
+                seen.append(counters)
 
                 def run_one(s=s) -> float:
                     s.invoke()
