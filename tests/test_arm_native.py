@@ -56,10 +56,12 @@ def test_committed_goldens_match_the_generator(tmp_path):
     they were made by the oracle and not edited; a compiler change that alters plans needs a regeneration."""
     names = gen_golden.generate(tmp_path, quiet=True)
     committed = sorted(p.stem for p in (RUNTIME / "tests" / "golden").glob("*.plan"))
-    assert sorted(names) == committed
+    hint = "regenerate with: python runtime_c/tests/gen_golden.py"
+    assert sorted(names) == committed, hint
     for n in names:
         for ext in (".in", ".out"):
-            assert (tmp_path / (n + ext)).read_bytes() == (RUNTIME / "tests" / "golden" / (n + ext)).read_bytes(), n
+            fresh, kept = tmp_path / (n + ext), RUNTIME / "tests" / "golden" / (n + ext)
+            assert fresh.read_bytes() == kept.read_bytes(), f"{kept} is stale: {hint}"
 
 
 def test_c_suite_mlperf_goldens(native, tmp_path, mlperf):
