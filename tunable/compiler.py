@@ -338,8 +338,10 @@ def _fc(lw: Lowering, op: Op) -> None:
     ins = [lw.t(xi), wi_plan, lw.const(bias.astype(np.int32), f"{name}/bias"),
            lw.const(mult, f"{name}/mult"), lw.const(shift, f"{name}/shift"),
            lw.const(folded.astype(np.int32), f"{name}/bias_folded")] + extra
-    lw.emit("FULLY_CONNECTED", ins, [lw.t(yi)], dict(act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp,
-                                                     role=_fc_role(lw, op)), op, name)
+    params = dict(act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp, role=_fc_role(lw, op))
+    if getattr(lw, "legacy_uint8", False) and len(w.scale) == 1:
+        params["requant_f64"] = 1  # LiteRT's reference uint8 FC rounds acc * scale in double
+    lw.emit("FULLY_CONNECTED", ins, [lw.t(yi)], params, op, name)
 
 
 def _fc_role(lw: Lowering, op: Op) -> int:

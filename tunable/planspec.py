@@ -48,9 +48,11 @@ OPS: dict[str, dict] = {
     # weights [N, K]; x viewed as [batch, K]
     # aip_perm: int32 [K] column order by importance; when present, w is stored column-permuted
     # (w[:, j] = original w[:, perm[j]]). role: 0 plain, 1 followed by ReLU, 2 classifier (feeds softmax/argmax)
+    # requant_f64 = 1 in legacy uint8 models (their oracle is LiteRT's reference uint8 FC): the output is
+    # round((double)acc * in_scale * w_scale / out_scale) from the tensors' float32 scales, not mult/shift
     "FULLY_CONNECTED": dict(code=3, inputs=["x", "w", "bias", "mult", "shift", "bias_folded", "aip_perm",
                                             "artefacts"],
-                            params=["act_min", "act_max", "in_zp", "out_zp", "w_zp", "role"]),
+                            params=["act_min", "act_max", "in_zp", "out_zp", "w_zp", "role", "requant_f64"]),
     "ADD": dict(code=4, inputs=["a", "b"],
                 params=["a_zp", "b_zp", "out_zp", "left_shift", "a_mult", "a_shift", "b_mult", "b_shift",
                         "out_mult", "out_shift", "act_min", "act_max"]),

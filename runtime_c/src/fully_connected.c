@@ -3,6 +3,7 @@
  * When the plan carries an AIP column order (input 6), the weights are stored column-permuted and the
  * input is gathered into the same order first: exact integer sums do not depend on order, and every AIP
  * preview fraction becomes a contiguous prefix of each weight row. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "arch.h"
@@ -56,6 +57,18 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
             seen[perm[j]] = 1;
         }
         free(seen);
+    }
+    if ((rc = tn_check_range(op, "requant_f64", p[TN_P_FULLY_CONNECTED_REQUANT_F64], 0, 1, err, errlen))) return rc;
+    if (p[TN_P_FULLY_CONNECTED_REQUANT_F64]) {
+        /* legacy uint8 models: LiteRT's reference FC scales in double, from the float32 tensor scales */
+        const double eff = (double)x->scale * (double)w->scale / (double)y->scale;
+        if (!(eff > 0.0) || !isfinite(eff))
+            return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "scales of '%s', '%s' and '%s' give no multiplier",
+                              x->name, w->name, y->name);
+        double *pe = (double *)malloc(sizeof *pe);
+        if (!pe) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory");
+        *pe = eff;
+        op->prepared = pe;
     }
     op->analytic_macs = (uint64_t)(xe / K) * N * K;
     /* gathered input (K), estimates (N int32) and the completion order (N int32) */
@@ -157,6 +170,15 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
     return TN_ERR_OK;
 }
 
+/* the exact output of one row: double-rounding requantization, or (requant_f64, legacy uint8 models)
+ * round(acc * scale) in double as LiteRT's reference uint8 FC does */
+static inline int8_t fc_requant(const tn_op *op, int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                int32_t hi) {
+    if (op->p[TN_P_FULLY_CONNECTED_REQUANT_F64])
+        return (int8_t)tn_clamp((int32_t)round((double)acc * *(const double *)op->prepared) + out_zp, lo, hi);
+    return tn_requant(acc, mult, shift, out_zp, lo, hi);
+}
+
 static int fc_eval(tn_ctx *c) {
     const tn_tensor *wt = tn_in_t(c, 1);
     const int N = wt->dims[0], K = wt->dims[1];
@@ -191,13 +213,13 @@ static int fc_eval(tn_ctx *c) {
                 int32_t acc = bias[n];
                 const int8_t *wr = w + (int64_t)n * K;
                 for (int k = 0; k < K; k++) acc += ((int32_t)wr[k] - w_zp) * ((int32_t)xr[k] - in_zp);
-                y[(int64_t)b0 * N + n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
+                y[(int64_t)b0 * N + n] = fc_requant(c->op, acc, mult[n], shift[n], out_zp, lo, hi);
             }
         } else {
             const int32_t *bias = (const int32_t *)tn_in(c, 5);
             for (int n = 0; n < N; n++) {
                 int32_t acc = bias[n] + tn_arch->dot(K, xr, w + (int64_t)n * K);
-                y[(int64_t)b0 * N + n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
+                y[(int64_t)b0 * N + n] = fc_requant(c->op, acc, mult[n], shift[n], out_zp, lo, hi);
             }
         }
     }
