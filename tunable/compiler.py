@@ -16,7 +16,7 @@ from .graph import Graph, Op, Tensor
 from .plan import PlanOp, PlanTensor, plan_arena, serialize
 from .quant import activation_range, quantize_multipliers
 
-COMPILER_VERSION = "3"
+COMPILER_VERSION = "4"
 
 LOWERINGS: dict[str, Callable[["Lowering", Op], None]] = {}
 
