@@ -379,6 +379,26 @@ def _(rng, x):
     return tf.nn.softmax(x, axis=-1)
 
 
+def _softmax_beta(beta: float):
+    """A post-edit setting SOFTMAX's beta (TF folds a scaled softmax into other ops, never into beta)."""
+    def edit(buf: bytes) -> bytes:
+        import flatbuffers
+        from tensorflow.lite.python import schema_py_generated as S
+        m = S.ModelT.InitFromObj(S.Model.GetRootAsModel(buf, 0))
+        for op in m.subgraphs[0].operators:
+            if isinstance(op.builtinOptions, S.SoftmaxOptionsT):
+                op.builtinOptions.beta = beta
+        b = flatbuffers.Builder(1024)
+        b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+    return edit
+
+
+@case("softmax_beta_0p37", [(1, 16)], expect="SOFTMAX", calib_range=6.0, post=_softmax_beta(0.37))
+def _(rng, x):
+    return tf.nn.softmax(x)
+
+
 @case("softmax_after_fc", [(1, 24)], expect="SOFTMAX")
 def _(rng, x):
     return tf.nn.softmax(tf.matmul(x, w(rng, 24, 11, scale=1.0)))
