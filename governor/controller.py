@@ -1,0 +1,728 @@
+"""The controller: which operating point runs the next inference.
+
+Prediction. A point's cost is its profile cost times a slowdown that the controller estimates online, one
+per cost (energy, latency), as POET and ALERT do: the log of measured/profile is filtered by a scalar Kalman
+filter whose noise variance is learned from the residuals, and a two-sided CUSUM on the standardised
+residuals detects step changes (a throttled CPU, a busier board), restarting the estimate from the samples
+after the change instead of waiting for the filter to drift there.
+
+Choice. Per-inference budgets (energy, latency) are chance constraints: the predicted fraction of
+inferences over the budget (log-normal predictive distribution) must stay under `violation_target`, and
+the predicted mean must stay `margin` under the budget. Average budgets (power, battery goals) constrain
+the mean only. The controller runs the most accurate point that meets every constraint alone ("lo") and,
+when a budget lies between lo and the next more accurate point ("hi"), time-divides between the two: the
+largest share f of hi for which the mixture still meets every constraint (all constraints are linear in f).
+The mixture runs in cycles of `td_cycle` inferences, a block of hi then a block of lo, so time-division costs
+two switches per cycle.
+
+Stability. The plan is recomputed only when the estimates move: at once when a slowdown rises more than
+`step_tolerance` above the value the plan was made at (a downgrade is never delayed), and for an upgrade only
+after `upgrade_after` consecutive inferences of headroom on the constraint that binds, and not within
+`min_dwell` inferences of the previous change. Between plans an inference costs two filter updates and a few
+comparisons.
+"""
+from __future__ import annotations
+
+import math
+import time
+from math import exp, log, sqrt
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from tunable.errors import TunableError
+from tunable.units import format_energy, format_power, format_time
+
+from .budgets import ENERGY, LATENCY, POWER, BatteryGoal, Budget
+from .points import OperatingPoint, ProfileError, pareto_front
+
+MEASURED, MODELED = "measured", "modeled"
+
+
+class GovernorWarning(UserWarning):
+    """A budget no operating point can meet, or another condition the user should know about."""
+
+
+@dataclass
+class ControllerConfig:
+    violation_target: float = 0.025  # fraction of inferences a per-inference budget may be exceeded
+    margin: float = 0.02             # predicted mean kept this fraction under each budget
+    td_cycle: int = 80               # inferences per time-division cycle (two switches per cycle)
+    td_min_fraction: float = 0.1     # a smaller share of the upper point is not worth its switches
+    upgrade_after: int = 8           # consecutive inferences of headroom before an upgrade
+    min_dwell: int = 10              # at least this many inferences between upgrades
+    step_tolerance: float = 0.01     # re-plan when a slowdown rises this much (log units) above the plan's
+    headroom: float = 0.01           # ... and consider an upgrade when it falls this much below it
+    refresh_every: int = 500         # re-plan anyway (the learned noise drifts slowly)
+    drift_sd: float = 0.001          # expected drift of a log slowdown per inference (Kalman process noise)
+    prior_sd: float = 0.1            # uncertainty of the profile's costs before any measurement (log sd)
+    noise_sd: float = 0.05           # first guess of per-inference noise (log sd); learned from then on
+    noise_sd_floor: float = 0.003
+    noise_window: int = 200          # inferences over which the noise variance is averaged
+    window: int = 32                 # inferences per filter update, at most (an outlier updates at once)
+    window_min: int = 4              # ... and right after a change
+    alarm_sd: float = 3.5            # an inference this many sd off the prediction is acted on at once
+    cusum_k: float = 0.5             # CUSUM allowance and threshold, in residual standard deviations:
+    cusum_h: float = 8.0             # a 1.5x step is found in 2 inferences, false alarms are rare
+
+    def __post_init__(self):
+        if not 0 < self.violation_target < 0.5:
+            raise ValueError(f"violation_target {self.violation_target}: must lie in (0, 0.5)")
+        if not 0 <= self.margin < 0.5:
+            raise ValueError(f"margin {self.margin}: must lie in [0, 0.5)")
+        if self.td_cycle < 2 or self.upgrade_after < 1 or self.min_dwell < 0 or not 1 <= self.window_min <= self.window:
+            raise ValueError("td_cycle >= 2, upgrade_after >= 1, min_dwell >= 0 and 1 <= window_min <= window are "
+                             "required")
+
+
+class SlowdownFilter:
+    """Log of (measured / profile) cost: Kalman estimate x with variance P, learned per-inference noise
+    variance R, and a two-sided CUSUM for steps. It is fed window means: update(y, n) takes the log of the
+    mean ratio over n inferences, whose noise variance is R / n."""
+
+    __slots__ = ("x", "P", "R", "Q", "beta", "floor", "k", "h", "alarm", "sp", "sn", "runp", "runn",
+                 "Rp", "Rn", "n", "nd", "steps", "u", "hi", "lo")
+
+    def __init__(self, cfg: ControllerConfig):
+        self.Q = cfg.drift_sd ** 2
+        self.beta = 1.0 / cfg.noise_window
+        self.floor = cfg.noise_sd_floor ** 2
+        self.k, self.h = cfg.cusum_k, cfg.cusum_h
+        self.alarm = cfg.alarm_sd
+        self.reset(cfg.prior_sd ** 2, cfg.noise_sd ** 2)
+
+    def reset(self, prior_var: float, noise_var: float) -> None:
+        self.x = 0.0
+        self.P = prior_var
+        self.R = noise_var
+        self.sp = self.sn = 0.0
+        self.runp: list[tuple[float, int]] = []   # the windows since each CUSUM statistic left zero
+        self.runn: list[tuple[float, int]] = []
+        self.Rp = self.Rn = noise_var
+        self.n = self.nd = 0
+        self.steps = 0
+        self._derived()
+
+    def _derived(self) -> None:
+        x, P = self.x, self.P
+        self.u = x + sqrt(P)   # the pessimistic estimate the re-plan triggers watch
+        # ratio bounds beyond which one inference is acted on at once; exp(a*s) to second order is plenty
+        a_s = self.alarm * sqrt(P + self.R)
+        m = 1.0 + a_s * (1.0 + 0.5 * a_s)
+        ex = exp(x)
+        self.hi, self.lo = ex * m, ex / m
+
+    def update(self, y: float, n: int = 1, var: float | None = None) -> bool:
+        """y = log(mean measured/profile ratio) over n inferences, var the relative variance of the ratios
+        within the window (None for a single inference). Returns True when a step was detected."""
+        self.n += n
+        R0 = R = self.R
+        # Noise from the scatter inside windows (n - 1 degrees of freedom each), clipped at 3 sd so that a
+        # window across a step does not inflate it; the first windows are averaged with the prior guess
+        # (worth 4 degrees of freedom); a step's windows are taken back out once the step is confirmed.
+        if var is not None and n > 1:
+            if var > 9.0 * R:
+                var = 9.0 * R
+            w = n - 1
+            self.nd += w
+            beta = w / (self.nd + 4)
+            R += (beta if beta > self.beta * w else self.beta * w) * (var - R)
+            if R < self.floor:
+                R = self.floor
+            self.R = R
+        P = self.P + self.Q * n
+        Rn = R / n
+        e = y - self.x
+        z = e / sqrt(P + Rn)
+        # CUSUM on the standardised residual, both directions
+        sp = self.sp + z - self.k
+        if sp > 0.0:
+            if not self.runp:
+                self.Rp = R0
+            self.runp.append((y, n))
+        else:
+            sp = 0.0
+            if self.runp:
+                self.runp.clear()
+        sn = self.sn - z - self.k
+        if sn > 0.0:
+            if not self.runn:
+                self.Rn = R0
+            self.runn.append((y, n))
+        else:
+            sn = 0.0
+            if self.runn:
+                self.runn.clear()
+        if sp > self.h or sn > self.h:
+            up = sp > self.h
+            self.x, m = _change_level(self.runp if up else self.runn, self.x)
+            self.R = R = self.Rp if up else self.Rn   # the noise as it was before the change
+            self.P = R / m
+            self.sp = self.sn = 0.0
+            self.runp.clear()
+            self.runn.clear()
+            self.steps += 1
+            self._derived()
+            return True
+        self.sp, self.sn = sp, sn
+        K = P / (P + Rn)
+        self.x += K * e
+        self.P = P * (1.0 - K)
+        self._derived()
+        return False
+
+    @property
+    def slowdown(self) -> float:
+        return math.exp(self.x)
+
+    @property
+    def noise_sd(self) -> float:
+        return math.sqrt(self.R)
+
+
+def _change_level(run: list[tuple[float, int]], old: float) -> tuple[float, int]:
+    """The new level after a detected change, and how many inferences it rests on: the run's windows from
+    the most likely change point on (the split that maximises n_after x (mean_after - old)^2)."""
+    best, level, count, acc, m = -1.0, old, 1, 0.0, 0
+    for y, n in reversed(run):
+        acc += y * n
+        m += n
+        mean = acc / m
+        score = m * (mean - old) ** 2
+        if score > best:
+            best, level, count = score, mean, m
+    return level, count
+
+
+_SQRT2 = math.sqrt(2.0)
+
+
+
+@dataclass
+class Plan:
+    lo: int
+    hi: int
+    fraction: float                  # share of inferences on hi
+    feasible: bool                   # lo meets every budget
+    binding: object | None           # the budget that limits the choice (None: the top point fits all)
+    predicted: dict = field(default_factory=dict)   # budget -> (prediction for lo, for hi or None)
+
+
+@dataclass
+class Summary:
+    inferences: int
+    points: dict[str, int]           # inferences per point
+    switches: int
+    upgrades: int
+    downgrades: int
+    steps_detected: dict[str, int]
+    violations: dict[str, int]       # per-inference budgets: inferences measured over the budget
+    mean_energy_j: float | None
+    mean_latency_s: float | None
+    mean_power_w: float | None
+    energy_source: str | None
+    infeasible_plans: int
+    warnings: list[str]
+
+    def switches_per_100(self) -> float:
+        return 100.0 * self.switches / self.inferences if self.inferences else 0.0
+
+
+class Controller:
+    """Chooses an operating point per inference under budgets. See the module docstring.
+
+    points: the operating points to choose from (normally a profile's front). With measured accuracies they
+    are narrowed to the Pareto front of the costs the budgets constrain; without, their order (cheapest
+    first) stands for accuracy, as default_front() returns them.
+    budgets: Budget and BatteryGoal objects (several at once). No budget: the most accurate point.
+    clock: seconds, monotonic (the simulated plant passes its own)."""
+
+    def __init__(self, points: Sequence[OperatingPoint], budgets: Iterable[Budget | BatteryGoal] = (), *,
+                 config: ControllerConfig | None = None, clock: Callable[[], float] = time.monotonic,
+                 rate_hz: float | None = None):
+        self.cfg = cfg = config or ControllerConfig()
+        self.clock = clock
+        self.budgets: list[Budget | BatteryGoal] = list(budgets)
+        self.goals = [b for b in self.budgets if isinstance(b, BatteryGoal)]
+        pts = list(points)
+        if not pts:
+            raise ProfileError("the governor needs at least one operating point")
+        kinds = {b.kind for b in self.budgets}
+        costs = tuple(c for c, used in (("energy_j", kinds & {ENERGY, POWER}), ("latency_s", kinds & {LATENCY, POWER}))
+                      if used) or ("energy_j",)
+        if all(p.accuracy is not None for p in pts):
+            ladder = sorted(pareto_front(pts, costs), key=lambda p: (p.accuracy, -p.energy_j, -p.latency_s))
+        else:
+            ladder = pts  # given cheapest (= least accurate) first
+        self.points = ladder
+        # which estimates the re-plan triggers watch; power with back-to-back inferences depends on xE - xL
+        power = [b for b in self.budgets if b.kind == POWER]
+        self._wP = bool(power) and not power[0].period_s
+        self._wE = bool(kinds & {ENERGY}) or (bool(power) and not self._wP)
+        self._wL = LATENCY in kinds
+        # only the slowdowns some budget depends on are estimated (each filter update costs)
+        self._useE = bool(kinds & {ENERGY, POWER})
+        self._useL = bool(kinds & {LATENCY, POWER})
+        # with one cost constrained and rising along the ladder, feasibility is a prefix of the ladder
+        cost = "latency_s" if kinds == {LATENCY} else "energy_j"
+        self._monotone = POWER not in kinds and not (kinds >= {ENERGY, LATENCY}) and all(
+            getattr(a, cost) <= getattr(b, cost) for a, b in zip(ladder, ladder[1:]))
+        self._logE = [math.log(p.energy_j) for p in ladder]
+        self._logL = [math.log(p.latency_s) for p in ladder]
+        self._index = {p.name: i for i, p in enumerate(ladder)}
+        self.fE = SlowdownFilter(cfg)
+        self.fL = SlowdownFilter(cfg)
+        self.energy_source: str | None = None
+        self.warnings: list[str] = []
+        # inference rate, needed for battery goals: fixed, or measured between observe() calls
+        self._rate_fixed = rate_hz
+        self._interval = 1.0 / rate_hz if rate_hz else 0.0
+        self._last_t: float | None = None
+        # statistics
+        n = len(ladder)
+        self._count = [0] * n
+        self._n = 0
+        self._switches = self._upgrades = self._downgrades = self._infeasible = 0
+        self._sumE = self._sumL = 0.0
+        self._nE = self._nL = 0
+        self._overE = self._overL = 0
+        # the window being gathered: sums of measured/profile ratios
+        self._window = cfg.window_min
+        self._k = self._missE = self._missL = 0
+        self._accE = self._accL = self._sqE = self._sqL = 0.0
+        self._cycle = cfg.td_cycle
+        pib = [b for b in self.budgets if isinstance(b, Budget) and b.per_inference]
+        self._limE = min((b.limit for b in pib if b.kind == ENERGY), default=math.inf)
+        self._limL = min((b.limit for b in pib if b.kind == LATENCY), default=math.inf)
+        # plan state
+        self._plan: Plan | None = None
+        self._lo = self._hi = self._n_hi = 0
+        self._f = 0.0
+        self._cur = -1
+        self._cur_pt: OperatingPoint | None = None
+        self._win_pt: OperatingPoint | None = None   # the point whose inferences the window holds
+        self._blk = self._left = 0          # the block running: its length and what is left of it
+        self._on_hi = self._next_on_hi = False
+        self._since_change = 0
+        self._headroom_run = 0
+        self._since_refresh = 0
+        self._was_feasible = True
+        self._replan("start", force=True)
+
+    # ---- prediction -------------------------------------------------------------------------------------
+    def _context(self) -> tuple:
+        """Per-plan constants: the estimates, and each budget's limits as the evaluation needs them."""
+        fE, fL, keep = self.fE, self.fL, 1.0 - self.cfg.margin
+        cons = [(b.kind, b.limit * keep, log(b.limit) if b.per_inference and math.isfinite(b.limit) else None,
+                 getattr(b, "period_s", None) or 0.0) for b in self.budgets]
+        # mean = exp(log cost + R/2 + sqrt(P)): the log-normal mean, pessimistic by one sd of the estimate
+        return (fE.x, 0.5 * fE.R + sqrt(fE.P), sqrt(fE.R + fE.P),
+                fL.x, 0.5 * fL.R + sqrt(fL.P), sqrt(fL.R + fL.P), cons)
+
+    def _evaluate(self, i: int, ctx: tuple) -> tuple[bool, list[tuple[float, float, float]]]:
+        """Whether point i alone meets every budget, and per budget (g, p, predicted): g > 0 when the
+        predicted mean misses it, p the predicted fraction of inferences over it (0 for averages)."""
+        xE, mE, sE, xL, mL, sL, cons = ctx
+        v = self.cfg.violation_target
+        ok = True
+        out = []
+        for kind, kept, log_limit, period in cons:
+            p = 0.0
+            if kind == ENERGY:
+                log_c = self._logE[i] + xE
+                pred = exp(log_c + mE)
+                if log_limit is not None:
+                    p = 0.5 * math.erfc((log_limit - log_c) / (sE * _SQRT2))
+            elif kind == LATENCY:
+                log_c = self._logL[i] + xL
+                pred = exp(log_c + mL)
+                if log_limit is not None:
+                    p = 0.5 * math.erfc((log_limit - log_c) / (sL * _SQRT2))
+            else:  # power: mean energy over the mean period
+                pred = exp(self._logE[i] + xE + mE) / max(exp(self._logL[i] + xL), period)
+            g = pred - kept
+            if g > 0.0 or p > v:
+                ok = False
+            out.append((g, p, pred))
+        return ok, out
+
+    def _plan_now(self) -> Plan:
+        n = len(self.points)
+        if not self.budgets:
+            return Plan(n - 1, n - 1, 0.0, True, None)
+        ctx = self._context()
+        ev = self._evaluate
+        memo: dict[int, tuple[bool, list]] = {}
+
+        def at(i: int) -> tuple[bool, list]:
+            r = memo.get(i)
+            if r is None:
+                r = memo[i] = ev(i, ctx)
+            return r
+
+        if self._monotone:
+            # costs rise along the ladder, so feasibility is a prefix: walk from the present choice
+            lo = min(self._lo, n - 1)
+            if at(lo)[0]:
+                while lo + 1 < n and at(lo + 1)[0]:
+                    lo += 1
+            else:
+                while lo > 0 and not at(lo)[0]:
+                    lo -= 1
+                if not at(lo)[0]:
+                    lo = -1
+        else:
+            lo = max((i for i in range(n) if at(i)[0]), default=-1)
+        if lo < 0:  # nothing fits: the cheapest point; the binding budget is the one missed worst
+            vals = at(0)[1]
+            j = max(range(len(vals)), key=lambda j: vals[j][2] / max(self.budgets[j].limit, 1e-300))
+            return Plan(0, 0, 0.0, False, self.budgets[j], {b: (vals[k][2], None) for k, b in enumerate(self.budgets)})
+        lo_vals = at(lo)[1]
+        if lo == n - 1:
+            return Plan(lo, lo, 0.0, True, None, {b: (lo_vals[k][2], None) for k, b in enumerate(self.budgets)})
+        hi = lo + 1
+        hi_vals = at(hi)[1]
+        v = self.cfg.violation_target
+        f, binding = 1.0, None
+        for j, b in enumerate(self.budgets):
+            g_lo, p_lo, _ = lo_vals[j]
+            g_hi, p_hi, _ = hi_vals[j]
+            lim = 1.0
+            if g_hi > 0.0:
+                lim = -g_lo / (g_hi - g_lo)
+            if p_hi > v:
+                lim = min(lim, (v - p_lo) / (p_hi - p_lo))
+            if lim < f or (binding is None and lim < 1.0):
+                f, binding = lim, b
+        f = max(0.0, min(f, 1.0))
+        if f < self.cfg.td_min_fraction:
+            f = 0.0
+        return Plan(lo, hi, f, True, binding, {b: (lo_vals[k][2], hi_vals[k][2]) for k, b in enumerate(self.budgets)})
+
+    def _reason(self, plan: Plan) -> str:
+        pts = self.points
+        b = plan.binding
+        if not self.budgets:
+            return "no budget: the most accurate point"
+        if not plan.feasible:
+            return (f"no operating point meets {_describe(b)}: running the cheapest, '{pts[0].name}', "
+                    f"predicted {_fmt(b, plan.predicted[b][0])}")
+        if b is None:
+            return f"the most accurate point, '{pts[plan.lo].name}', fits every budget"
+        lo_p, hi_p = plan.predicted[b]
+        if plan.fraction > 0.0:
+            return (f"{_describe(b)} lies between '{pts[plan.lo].name}' ({_fmt(b, lo_p)}) and "
+                    f"'{pts[plan.hi].name}' ({_fmt(b, hi_p)}): {100 * plan.fraction:.0f} % of inferences on "
+                    "the latter")
+        return (f"'{pts[plan.lo].name}' fits {_describe(b)} (predicted {_fmt(b, lo_p)}); the next, "
+                f"'{pts[plan.hi].name}', would not ({_fmt(b, hi_p)})")
+
+    # ---- plan changes -----------------------------------------------------------------------------------
+    def _replan(self, why: str, force: bool = False, upgrade_ok: bool = True) -> None:
+        fE, fL = self.fE, self.fL
+        plan = self._plan_now()
+        old_pos = (self._lo + self._f) if not force else None
+        new_pos = plan.lo + plan.fraction
+        if old_pos is not None and new_pos > old_pos + 1e-9 and not upgrade_ok:
+            # headroom that is not sustained yet: keep the plan; only the downgrade triggers move
+            self._set_triggers(self._plan.binding, up=False)
+            return
+        if old_pos is not None and new_pos != old_pos:
+            if new_pos < old_pos:
+                self._downgrades += 1
+            else:
+                self._upgrades += 1
+                self._since_change = 0
+        self._plan = plan
+        self._plan_why = why
+        if plan.feasible != self._was_feasible or (force and not plan.feasible):
+            if not plan.feasible:
+                self._infeasible += 1
+                self._warn(self._reason(plan))
+            self._was_feasible = plan.feasible
+        changed = force or plan.lo != self._lo or plan.hi != self._hi
+        self._lo, self._hi, self._f = plan.lo, plan.hi, plan.fraction
+        n_hi = self._n_hi = int(plan.fraction * self._cycle) if plan.hi != plan.lo else 0
+        if changed:
+            # a new cycle, starting on the point already running when it is one of the two
+            self._schedule(n_hi > 0 and self._cur != plan.lo)
+        elif self._on_hi:
+            # the same two points: the hi block shrinks or grows to the new share; a lo block runs on, and
+            # a larger hi share waits for the next cycle rather than cut the lo block in two
+            done = self._blk - self._left
+            if done >= n_hi:
+                self._schedule(False)
+            else:
+                self._blk, self._left = n_hi, n_hi - done
+        self._set_triggers(plan.binding)
+        self._since_refresh = 0
+
+    def _set_triggers(self, binding, up: bool = True) -> None:
+        """Anchors the re-plan triggers at the present estimates. Downgrade: any watched slowdown rises
+        step_tolerance above its anchor. Upgrade: the binding one falls `headroom` below it."""
+        fE, fL = self.fE, self.fL
+        tol, room = self.cfg.step_tolerance, self.cfg.headroom
+        self._dE, self._dL, self._dP = fE.u + tol, fL.u + tol, fE.u - fL.u + tol
+        self._refRE, self._refRL = fE.R, fL.R
+        if not up:
+            return
+        self._uE = self._uL = self._uP = -math.inf     # -inf: never headroom on this one
+        top = self._lo == len(self.points) - 1 and self._plan.feasible
+        if top:
+            return
+        b = binding
+        if b is None:
+            return
+        if b.kind == LATENCY:
+            self._uL = fL.u - room
+        elif b.kind == POWER and self._wP:
+            self._uP = fE.u - fL.u - room
+        else:
+            self._uE = fE.u - room
+
+    def _warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        warnings.warn(msg, GovernorWarning, stacklevel=3)
+
+    # ---- time-division schedule -------------------------------------------------------------------------
+    # Blocks: n_hi inferences of hi, then cycle - n_hi of lo, and again; with no share of hi, lo blocks only.
+    # choose() counts a block down; the next block is decided when it runs out, or when a new plan calls
+    # _schedule() (which takes effect at the next choose(), never in the middle of a window's sums).
+    def _schedule(self, on_hi: bool) -> None:
+        if self._cur >= 0:
+            self._count[self._cur] += self._blk - self._left
+        self._blk = self._left = 0
+        self._next_on_hi = on_hi
+
+    def _next_block(self) -> OperatingPoint:
+        if self._cur >= 0:
+            self._count[self._cur] += self._blk - self._left
+        on_hi = self._next_on_hi
+        n_hi = self._n_hi
+        if on_hi and n_hi > 0:
+            i, length = self._hi, n_hi
+        else:
+            on_hi, i, length = False, self._lo, self._cycle - n_hi
+        self._on_hi = on_hi
+        self._next_on_hi = not on_hi   # after hi comes lo; after lo, hi (when it has a share)
+        self._blk, self._left = length, length - 1
+        if i != self._cur:
+            if self._cur >= 0:
+                self._switches += 1
+            self._cur = i
+            self._cur_pt = self.points[i]
+        return self._cur_pt
+
+    # ---- per inference ----------------------------------------------------------------------------------
+    def choose(self) -> OperatingPoint:
+        """The operating point for the next inference."""
+        left = self._left
+        if left:
+            self._left = left - 1
+            return self._cur_pt
+        return self._next_block()
+
+    def _set_checks(self) -> None:
+        """Absolute bounds for the running point: outside them an inference is counted as over a budget
+        and/or acted on at once (an alarm: far off the prediction, a violation or a step)."""
+        p = self._win_pt
+        if p is None:
+            return
+        fE, fL = self.fE, self.fL
+        if self._useE:
+            self._alE_hi, self._alE_lo = fE.hi * p.energy_j, fE.lo * p.energy_j
+        else:
+            self._alE_hi, self._alE_lo = math.inf, 0.0
+        if self._useL:
+            self._alL_hi, self._alL_lo = fL.hi * p.latency_s, fL.lo * p.latency_s
+        else:
+            self._alL_hi, self._alL_lo = math.inf, 0.0
+        self._chkE_hi, self._chkE_lo = min(self._alE_hi, self._limE), self._alE_lo
+        self._chkL_hi, self._chkL_lo = min(self._alL_hi, self._limL), self._alL_lo
+
+    def observe(self, point: OperatingPoint, latency_s: float | None, energy_j: float | None = None,
+                energy_source: str = MODELED, battery=None) -> None:
+        """Feeds back one inference: its measured latency, its energy (measured by a sensor, or modeled from
+        its counters) and, when the caller polled it, a battery report (for battery-life goals). None (or 0)
+        for a quantity not known for this inference."""
+        # The hot path: sums over a window of inferences of one point, fed to the filters every `window`
+        # inferences, or at once on an alarm, a battery report or a switch. Two comparisons per cost
+        # decide that an inference needs no more than its sums.
+        if point is not self._win_pt:
+            self._new_window(point)
+        k = self._k = self._k + 1
+        alarm = False
+        if latency_s:
+            self._accL += latency_s
+            if self._useL:
+                self._sqL += latency_s * latency_s
+                if not self._chkL_lo < latency_s < self._chkL_hi:
+                    if latency_s > self._limL:
+                        self._overL += 1
+                    alarm = not self._alL_lo < latency_s < self._alL_hi
+        else:
+            self._missL += 1
+        if energy_j:
+            if energy_source is not self.energy_source and energy_source != self.energy_source:
+                self._energy_source_changed(energy_source)
+            self._accE += energy_j
+            if self._useE:
+                self._sqE += energy_j * energy_j
+                if not self._chkE_lo < energy_j < self._chkE_hi:
+                    if energy_j > self._limE:
+                        self._overE += 1
+                    if not self._alE_lo < energy_j < self._alE_hi:
+                        alarm = True
+        else:
+            self._missE += 1
+        if alarm or k >= self._window or battery is not None:
+            self._flush(battery, alarm)
+
+    def _new_window(self, point: OperatingPoint) -> None:
+        """The inferences observed switch to another point: the window so far is fed in first."""
+        if point.name not in self._index:
+            raise TunableError(f"observe(): '{point.name}' is not one of this controller's operating points")
+        if self._k:
+            self._flush(None)
+        self._win_pt = point
+        self._set_checks()
+
+    def _flush(self, battery, alarm: bool = False) -> None:
+        """Feeds the window's mean ratios to the filters and acts on what they say. The window starts short
+        after a change and doubles while nothing happens (a flush costs far more than an inference's sums)."""
+        k, self._k = self._k, 0
+        self._n += k
+        fE, fL = self.fE, self.fL
+        p = self._win_pt
+        step = False
+        n = k - self._missL
+        if n:
+            acc = self._accL
+            if self._useL:
+                var = None
+                if n > 1:
+                    mean = acc / n
+                    var = max(0.0, self._sqL - acc * mean) / ((n - 1) * mean * mean)
+                step = fL.update(log(mean / p.latency_s) if n > 1 else log(acc / p.latency_s), n, var)
+            self._nL += n
+            self._sumL += acc
+        n = k - self._missE
+        if n:
+            acc = self._accE
+            if self._useE:
+                var = None
+                if n > 1:
+                    mean = acc / n
+                    var = max(0.0, self._sqE - acc * mean) / ((n - 1) * mean * mean)
+                step = fE.update(log(mean / p.energy_j) if n > 1 else log(acc / p.energy_j), n, var) or step
+            self._nE += n
+            self._sumE += acc
+        self._accL = self._accE = self._sqL = self._sqE = 0.0
+        self._missL = self._missE = 0
+        if self.goals:
+            self._tick_rate(k)
+            if battery is not None:
+                self._battery(battery)
+        self._since_change += k
+        self._since_refresh += k
+        if step or alarm:
+            self._window = self.cfg.window_min
+        elif self._window < self.cfg.window:
+            self._window = min(2 * self._window, self.cfg.window)
+        uE, uL = fE.u, fL.u
+        if step or ((self._wE and uE > self._dE) or (self._wL and uL > self._dL)
+                    or (self._wP and uE - uL > self._dP)
+                    or fE.R > 1.25 * self._refRE or fL.R > 1.25 * self._refRL):
+            self._headroom_run = 0
+            self._replan("step detected" if step else "costs rose", upgrade_ok=False)
+        elif uE < self._uE or uL < self._uL or uE - uL < self._uP:
+            self._headroom_run += k
+            if self._headroom_run >= self.cfg.upgrade_after and self._since_change >= self.cfg.min_dwell:
+                self._headroom_run = 0
+                self._replan("sustained headroom")
+        else:
+            self._headroom_run = 0
+            if self._since_refresh >= self.cfg.refresh_every:
+                self._replan("periodic refresh")
+        self._set_checks()
+
+    def _energy_source_changed(self, source: str) -> None:
+        if source not in (MEASURED, MODELED, "estimated"):
+            raise TunableError(f"energy_source {source!r}: expected 'measured', 'estimated' or 'modeled'")
+        if self.energy_source is not None:
+            # a sensor's joules and the model's are different scales: learn the ratio afresh
+            self.fE.reset(1.0, self.cfg.noise_sd ** 2)
+        self.energy_source = source
+
+    def _tick_rate(self, k: int) -> None:
+        if self._rate_fixed:
+            return
+        t = self.clock()
+        if self._last_t is not None:
+            dt = (t - self._last_t) / k
+            self._interval = dt if self._interval == 0.0 else self._interval + 0.1 * (dt - self._interval)
+        self._last_t = t
+
+    def _battery(self, state) -> None:
+        rate = self._rate_fixed or (1.0 / self._interval if self._interval > 0 else 0.0)
+        now = self.clock()
+        if any([g.update(state, now, rate) for g in self.goals if not state.name or g.battery == state.name]):
+            self._replan("battery report", upgrade_ok=True)
+
+    def update_battery(self, state) -> None:
+        """A battery report outside observe() (e.g. from a polling thread's result)."""
+        if self.goals:
+            self._battery(state)
+
+    # ---- reporting --------------------------------------------------------------------------------------
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    def explain(self) -> str:
+        """Why the present choice, in one or two sentences (for the live view)."""
+        fE, fL = self.fE, self.fL
+        parts = [self._reason(self._plan)]
+        est = []
+        if fE.n:
+            est.append(f"energy x{fE.slowdown:.3g} of profile ({self.energy_source}, noise {100 * fE.noise_sd:.1f} %)")
+        if fL.n:
+            est.append(f"latency x{fL.slowdown:.3g} of profile (noise {100 * fL.noise_sd:.1f} %)")
+        if est:
+            parts.append("estimates: " + "; ".join(est))
+        for g in self.goals:
+            parts.append(g.describe())
+        if self.energy_source is None and any(b.kind in (ENERGY, POWER) for b in self.budgets):
+            parts.append("energy: profile's modeled values (nothing observed yet)")
+        return ". ".join(parts)
+
+    def summary(self) -> Summary:
+        viol = {}
+        for b in self.budgets:
+            if isinstance(b, Budget) and b.per_inference:
+                over = self._overE if b.kind == ENERGY else self._overL
+                if b.limit == (self._limE if b.kind == ENERGY else self._limL):
+                    viol[b.describe()] = over
+        n_e = self._nE + self._k - self._missE
+        n_l = self._nL + self._k - self._missL
+        sum_l = self._sumL
+        return Summary(
+            inferences=self._n + self._k,
+            points={p.name: c + (self._blk - self._left if i == self._cur else 0)
+                    for i, (p, c) in enumerate(zip(self.points, self._count))
+                    if c or (i == self._cur and self._blk - self._left)},
+            switches=self._switches, upgrades=self._upgrades, downgrades=self._downgrades,
+            steps_detected={"energy": self.fE.steps, "latency": self.fL.steps},
+            violations=viol, mean_energy_j=self._sumE / n_e if n_e else None,
+            mean_latency_s=sum_l / n_l if n_l else None,
+            mean_power_w=self._sumE / sum_l if n_e and sum_l and n_e == n_l else None,
+            energy_source=self.energy_source, infeasible_plans=self._infeasible, warnings=list(self.warnings))
+
+
+def _describe(b) -> str:
+    return b.describe() if isinstance(b, Budget) else f"battery goal {b.text}"
+
+
+def _fmt(b, value: float) -> str:
+    return {ENERGY: format_energy, LATENCY: format_time, POWER: format_power}[b.kind](value)
+
