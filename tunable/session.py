@@ -69,6 +69,7 @@ class LayerStats:
     name: str
     op: str
     counters: dict[str, int]
+    time_s: float = 0.0
 
 
 @dataclass
@@ -193,6 +194,7 @@ class Session:
         self._s = ffi.gc(out[0], lib.tn_session_free)
         self._knobs = None
         self._knob_cache: dict = {}
+        self._totals_buf = ffi.new("tn_counters *")
         self._in_views = [self._view(t) for t in model.inputs]
         self._out_views = [self._view(t) for t in model.outputs]
         self.last_latency_s = 0.0
@@ -266,11 +268,20 @@ class Session:
 
     @property
     def stats(self) -> RunStats:
+        """Per-layer counters and wall time of the last run."""
         c = self._lib.tn_session_counters(self._s)
+        ns = self._lib.tn_session_op_ns(self._s)
         layers = []
         for k, info in enumerate(self.model.layers):
-            layers.append(LayerStats(info.name, info.op, {n: int(getattr(c[k], n)) for n in ps.COUNTERS}))
+            layers.append(LayerStats(info.name, info.op, {n: int(getattr(c[k], n)) for n in ps.COUNTERS},
+                                     ns[k] * 1e-9))
         return RunStats(layers, self.last_latency_s)
+
+    def totals(self) -> dict[str, int]:
+        """The last run's counters summed over layers: one C call, cheap enough for every inference."""
+        t = self._totals_buf
+        self._lib.tn_session_totals(self._s, t)
+        return {n: getattr(t, n) for n in ps.COUNTERS}
 
 
 def compile_model(source, compile_options=None) -> bytes:

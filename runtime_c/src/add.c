@@ -1,5 +1,6 @@
 /* ADD, int8, with 4-D broadcasting, following TFLite's reference integer kernel. */
 #include <stdlib.h>
+#include "arch.h"
 #include "conv_common.h"
 #include "requant.h"
 
@@ -61,7 +62,12 @@ static int add_eval(tn_ctx *c) {
     int8_t *y = (int8_t *)tn_out(c, 0);
     const int32_t *p = c->op->p;
     const int64_t n = tn_tensor_elems(tn_out_t(c, 0));
-    if (pp->same) {
+    if (pp->same && !tn_arch->reference) {
+        const tn_add_params ap = {p[TN_P_ADD_A_ZP], p[TN_P_ADD_B_ZP], p[TN_P_ADD_OUT_ZP], p[TN_P_ADD_LEFT_SHIFT],
+                                  p[TN_P_ADD_A_MULT], p[TN_P_ADD_A_SHIFT], p[TN_P_ADD_B_MULT], p[TN_P_ADD_B_SHIFT],
+                                  p[TN_P_ADD_OUT_MULT], p[TN_P_ADD_OUT_SHIFT], p[TN_P_ADD_ACT_MIN], p[TN_P_ADD_ACT_MAX]};
+        tn_arch->add(n, a, b, &ap, y);
+    } else if (pp->same) {
         for (int64_t i = 0; i < n; i++) y[i] = add_one(p, a[i], b[i]);
     } else {
         int64_t i = 0;
@@ -82,4 +88,4 @@ static int add_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_add = {"ADD", add_prepare, add_eval};
+const tn_kernel tn_kernel_add = {"ADD", add_prepare, add_eval, NULL};

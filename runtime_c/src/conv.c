@@ -13,6 +13,9 @@ typedef struct {
     int rows_per_block;
     int direct;       /* 1x1, stride 1, no padding: the input rows are the GEMM rows */
     size_t im2col_bytes, acc_bytes;
+    int q8;           /* weights packed for the packed GEMM (the CPU has one) */
+    tn_q8_packed packed;
+    size_t q8_cols_bytes, q8_sub_bytes, q8_tmp_bytes;
 } conv_prep;
 
 static int check_rank_tensor(const tn_model *m, const tn_op *op, int slot, int64_t n, char *err, size_t errlen) {
@@ -53,6 +56,26 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     op->prepared = pp;
     /* channel list (int32) and per-channel "weights used" flags follow the accumulators */
     op->scratch_bytes = pp->im2col_bytes + pp->acc_bytes + (size_t)g.cout * 4 + (size_t)g.cout + 64;
+    if (tn_arch_has_q8() && g.w_zp == 0) {
+        /* packed once, here; a drowsy channel subset is packed into scratch per inference */
+        const size_t pb = tn_q8_packed_bytes(g.cout, K);
+        conv_prep *grown = (conv_prep *)realloc(pp, sizeof *pp + 64 + pb);
+        if (!grown) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory packing weights");
+        pp = grown;
+        op->prepared = pp;
+        void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
+        tn_q8_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+                   (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed);
+        pp->q8 = 1;
+        const size_t px = (size_t)pp->rows_per_block * g.ow;
+        pp->q8_cols_bytes = (px * (size_t)pp->packed.K4 * 4 + 63) / 64 * 64;
+        pp->q8_sub_bytes = (pb + 63) / 64 * 64;
+        pp->q8_tmp_bytes = (px * g.cout + 63) / 64 * 64;
+        /* keep list and "used" flags, then the input converted to uint8 */
+        const size_t q8_scratch = pp->q8_cols_bytes + pp->q8_sub_bytes + pp->q8_tmp_bytes +
+                                  (((size_t)g.cout * 5 + 63) / 64) * 64 + (size_t)g.h * g.w * g.cin + 64;
+        if (q8_scratch > op->scratch_bytes) op->scratch_bytes = q8_scratch;
+    }
     op->analytic_macs = (uint64_t)g.n * g.oh * g.ow * g.cout * K;
     return TN_ERR_OK;
 }
@@ -146,12 +169,218 @@ static void im2col(const tn_conv_geom *g, const int8_t *xb, int oy0, int rows, i
     }
 }
 
+/* im2col into uint8 rows of lda bytes from the input already converted to uint8 (int8 ^ 0x80, for VNNI);
+ * padding taps read the input zero point. Spans of kw taps inside the image are one copy. */
+static void im2col_u8(const tn_conv_geom *g, const uint8_t *xu, int oy0, int rows, int lda, uint8_t *dst) {
+    const int K = g->kh * g->kw * g->cin;
+    const uint8_t pad = (uint8_t)((int8_t)g->in_zp ^ 0x80);
+    const size_t span = (size_t)g->kw * g->cin;
+    for (int r = 0; r < rows; r++) {
+        const int oy = oy0 + r;
+        for (int ox = 0; ox < g->ow; ox++) {
+            uint8_t *row = dst + ((int64_t)r * g->ow + ox) * lda;
+            uint8_t *d = row;
+            const int ix0 = ox * g->sw - g->pl;
+            const int inside_x = ix0 >= 0 && ix0 + (g->kw - 1) * g->dw < g->w;
+            for (int ky = 0; ky < g->kh; ky++) {
+                const int iy = oy * g->sh - g->pt + ky * g->dh;
+                if (iy < 0 || iy >= g->h) {
+                    memset(d, pad, span);
+                    d += span;
+                    continue;
+                }
+                const uint8_t *src = xu + ((int64_t)iy * g->w) * g->cin;
+                if (inside_x && g->dw == 1) {
+                    memcpy(d, src + (int64_t)ix0 * g->cin, span);
+                    d += span;
+                    continue;
+                }
+                for (int kx = 0; kx < g->kw; kx++, d += g->cin) {
+                    const int ix = ix0 + kx * g->dw;
+                    if (ix < 0 || ix >= g->w) memset(d, pad, (size_t)g->cin);
+                    else memcpy(d, src + (int64_t)ix * g->cin, (size_t)g->cin);
+                }
+            }
+            memset(row + K, 0, (size_t)(lda - K));
+        }
+    }
+}
+
+/* Per-session state of a conv op under channel or row drowsy on the packed path: the kept channels of each
+ * unit (the whole layer, or each output row) packed once when knobs or seed change, not per inference. */
+typedef struct { int nk; const int32_t *keep; tn_q8_packed pk; } conv_subset;
+typedef struct { int gran, n_sub; conv_subset sub[]; } conv_state;
+
+static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+
+static int conv_knobs_changed(tn_session *s, int op) {
+    const tn_model *m = s->m;
+    const tn_op *o = &m->ops[op];
+    const conv_prep *pp = (const conv_prep *)o->prepared;
+    const tn_layer_knobs *kn = &s->knobs[op];
+    free(s->op_state[op]);
+    s->op_state[op] = NULL;
+    tn_conv_geom g;
+    tn_conv_geom_get(m, o, &g);
+    if (!pp->q8 || !tn_drowsy_active(kn) || kn->drowsy_granularity == TN_GRAN_ELEMENT || g.n != 1) return TN_ERR_OK;
+    const int K = g.kh * g.kw * g.cin;
+    const int n_sub = kn->drowsy_granularity == TN_GRAN_ROW ? g.oh : 1;
+    const size_t per = a64((size_t)g.cout * 4) + 64 + tn_q8_packed_bytes(g.cout, K);
+    const size_t head = a64(sizeof(conv_state) + (size_t)n_sub * sizeof(conv_subset));
+    uint8_t *mem = (uint8_t *)malloc(head + (size_t)n_sub * per + 64);
+    if (!mem) return TN_ERR_NO_MEMORY;
+    conv_state *st = (conv_state *)mem;
+    st->gran = kn->drowsy_granularity;
+    st->n_sub = n_sub;
+    const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
+    const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
+    const int32_t *mult = s->rq_mult[op] ? s->rq_mult[op] : (const int32_t *)tn_const_in(m, o, 3);
+    const int32_t *shift = s->rq_shift[op] ? s->rq_shift[op] : (const int32_t *)tn_const_in(m, o, 4);
+    uint8_t *p = (uint8_t *)(((uintptr_t)mem + head + 63) & ~(uintptr_t)63);
+    for (int r = 0; r < n_sub; r++, p += per) {
+        int32_t *keep = (int32_t *)p;
+        int nk = 0;
+        for (int oc = 0; oc < g.cout; oc++) {
+            int drop;
+            if (st->gran == TN_GRAN_CHANNEL)
+                drop = tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)oc, rank_c);
+            else
+                drop = kn->drowsy_select ? rank_r[(int64_t)r * g.cout + oc] < kn->drowsy_drop_count
+                                         : tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)r * g.cout + oc, NULL);
+            if (!drop) keep[nk++] = oc;
+        }
+        st->sub[r].nk = nk;
+        st->sub[r].keep = keep;
+        void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4)) + 63) & ~(uintptr_t)63);
+        tn_q8_pack(nk, K, (const int8_t *)tn_const_in(m, o, 1), keep, (const int32_t *)tn_const_in(m, o, 5), mult,
+                   shift, pm, &st->sub[r].pk);
+    }
+    s->op_state[op] = st;
+    return TN_ERR_OK;
+}
+
+/* rows of nk computed channels (tmp) into rows of cout output channels; dropped ones hold zero_out */
+static void expand_rows(int np, int nk, const int8_t *tmp, const int32_t *keep, int cout, int8_t zero_out, int8_t *y) {
+    memset(y, zero_out, (size_t)np * cout);
+    for (int p = 0; p < np; p++) {
+        const int8_t *t = tmp + (int64_t)p * nk;
+        int8_t *yp = y + (int64_t)p * cout;
+        for (int j = 0; j < nk; j++) yp[keep[j]] = t[j];
+    }
+}
+
+/* The packed-GEMM path (dense, channel and row drowsy). Element drowsy stays on the per-element path. */
+static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
+    const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
+    const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
+    const int32_t *rank_r = c->op->n_in > 7 && c->op->in[7] >= 0 ? (const int32_t *)tn_in(c, 7) : NULL;
+    const int32_t *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
+    const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
+    const int32_t *bias_folded = (const int32_t *)tn_in(c, 5);
+    int8_t *y = (int8_t *)tn_out(c, 0);
+    uint8_t *scr = (uint8_t *)c->scratch;
+    uint8_t *cols = scr;
+    void *sub_mem = scr + pp->q8_cols_bytes;
+    int8_t *tmp = (int8_t *)(scr + pp->q8_cols_bytes + pp->q8_sub_bytes);
+    int32_t *keep_buf = (int32_t *)(scr + pp->q8_cols_bytes + pp->q8_sub_bytes + pp->q8_tmp_bytes);
+    const int32_t *keep = keep_buf;
+    uint8_t *xu = scr + pp->q8_cols_bytes + pp->q8_sub_bytes + pp->q8_tmp_bytes + (((size_t)g->cout * 5 + 63) / 64) * 64;
+    const int K = g->kh * g->kw * g->cin, lda = pp->packed.K4 * 4;
+    const tn_layer_knobs *kn = c->knobs;
+    const int drowsy = tn_drowsy_active(kn);
+    const int gran = kn->drowsy_granularity;
+    const uint32_t layer = (uint32_t)c->op->index;
+    const int rpb = (drowsy && gran == TN_GRAN_ROW) ? 1 : pp->rows_per_block;
+    const int8_t zero_out = dropped_value(g);
+    /* the plan's packing holds the plan's multipliers: rescaled ones need a per-inference packing too */
+    const int repack_all = c->rq_mult != NULL;
+    tn_q8_packed sub;
+    const tn_q8_packed *B = &pp->packed;
+    uint64_t computed = 0, skipped = 0, used_ch = 0;
+    int nk = g->cout;
+    const conv_state *st = (const conv_state *)c->state;
+    if (st && st->gran == TN_GRAN_CHANNEL) {
+        nk = st->sub[0].nk;
+        keep = st->sub[0].keep;
+        B = &st->sub[0].pk;
+        used_ch = (uint64_t)nk;
+    } else if (drowsy && gran == TN_GRAN_CHANNEL) {
+        nk = 0;
+        for (int oc = 0; oc < g->cout; oc++)
+            if (!tn_drowsy_drop(kn, c->s->seed, layer, (uint64_t)oc, rank_c)) keep_buf[nk++] = oc;
+        tn_q8_pack(nk, K, w, keep, bias_folded, mult, shift, sub_mem, &sub);
+        B = &sub;
+        used_ch = (uint64_t)nk;
+    } else if (!drowsy && repack_all) {
+        tn_q8_pack(g->cout, K, w, NULL, bias_folded, mult, shift, sub_mem, &sub);
+        B = &sub;
+    }
+    uint8_t *used = (uint8_t *)(keep_buf + g->cout);  /* row granularity: channels used at least once */
+    if (drowsy && gran == TN_GRAN_ROW) memset(used, 0, (size_t)g->cout);
+    for (int b = 0; b < g->n; b++) {
+        const int8_t *xb = x + (int64_t)b * g->h * g->w * g->cin;
+        const int64_t xn = (int64_t)g->h * g->w * g->cin;
+        for (int64_t i = 0; i < xn; i++) xu[i] = (uint8_t)(xb[i] ^ 0x80);
+        for (int oy0 = 0; oy0 < g->oh; oy0 += rpb) {
+            const int rows = TN_MIN(rpb, g->oh - oy0);
+            const int np = rows * g->ow;
+            int8_t *yb = y + (((int64_t)b * g->oh + oy0) * g->ow) * g->cout;
+            if (st && st->gran == TN_GRAN_ROW) {
+                nk = st->sub[oy0].nk;
+                keep = st->sub[oy0].keep;
+                B = &st->sub[oy0].pk;
+                for (int j = 0; j < nk; j++) used[keep[j]] = 1;
+            } else if (drowsy && gran == TN_GRAN_ROW) {
+                keep = keep_buf;
+                nk = 0;
+                for (int oc = 0; oc < g->cout; oc++) {
+                    int drop = kn->drowsy_select ? rank_r[(int64_t)oy0 * g->cout + oc] < kn->drowsy_drop_count
+                                                 : tn_drowsy_drop(kn, c->s->seed, layer, ((uint64_t)b * g->oh + oy0) * g->cout + oc, NULL);
+                    if (!drop) { keep_buf[nk++] = oc; used[oc] = 1; }
+                }
+                if (nk) tn_q8_pack(nk, K, w, keep, bias_folded, mult, shift, sub_mem, &sub);
+                B = &sub;
+            }
+            if (nk < g->cout) skipped += (uint64_t)np * (g->cout - nk);
+            if (nk == 0) {
+                memset(yb, zero_out, (size_t)np * g->cout);
+                continue;
+            }
+            im2col_u8(g, xu, oy0, rows, lda, cols);
+            if (nk == g->cout) {
+                tn_arch->q8_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, yb, g->cout);
+            } else {
+                tn_arch->q8_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, tmp, nk);
+                expand_rows(np, nk, tmp, keep, g->cout, zero_out, yb);
+            }
+            computed += (uint64_t)np * nk;
+        }
+    }
+    if (!drowsy) used_ch = (uint64_t)g->cout;
+    else if (gran == TN_GRAN_ROW) {
+        used_ch = 0;
+        for (int oc = 0; oc < g->cout; oc++) used_ch += used[oc];
+    }
+    tn_counters *k = c->ctr;
+    k->macs = computed * (uint64_t)K;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = skipped;
+    k->weight_bytes = used_ch * (uint64_t)K;
+    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
+    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * g->cout;
+    return TN_ERR_OK;
+}
+
 static int conv_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     if (tn_approx_knobs_active(c->knobs)) return tn_conv_eval_approx(c, &g);
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
+    if (pp->q8 && tn_arch->q8_gemm && !(tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT))
+        return conv_eval_q8(c, &g, pp);
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
     const int32_t *bias = (const int32_t *)tn_in(c, 5), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
     const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
@@ -249,4 +478,4 @@ static int conv_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_conv2d = {"CONV_2D", conv_prepare, conv_eval};
+const tn_kernel tn_kernel_conv2d = {"CONV_2D", conv_prepare, conv_eval, conv_knobs_changed};

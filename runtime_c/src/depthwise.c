@@ -124,4 +124,4 @@ static int dw_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_depthwise = {"DEPTHWISE_CONV_2D", dw_prepare, dw_eval};
+const tn_kernel tn_kernel_depthwise = {"DEPTHWISE_CONV_2D", dw_prepare, dw_eval, NULL};

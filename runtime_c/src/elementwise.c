@@ -105,7 +105,7 @@ static int mul_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_mul = {"MUL", mul_prepare, mul_eval};
+const tn_kernel tn_kernel_mul = {"MUL", mul_prepare, mul_eval, NULL};
 
 /* ------------------------------------------------------------------ RELU (requantizing) */
 
@@ -143,7 +143,7 @@ static int relu_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_relu = {"RELU", relu_prepare, relu_eval};
+const tn_kernel tn_kernel_relu = {"RELU", relu_prepare, relu_eval, NULL};
 
 /* ------------------------------------------------------------------ CLAMP (TFLM int8 RELU6) */
 
@@ -163,7 +163,7 @@ static int clamp_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_clamp = {"CLAMP", clamp_prepare, clamp_eval};
+const tn_kernel tn_kernel_clamp = {"CLAMP", clamp_prepare, clamp_eval, NULL};
 
 /* ------------------------------------------------------------------ HARD_SWISH */
 
@@ -240,7 +240,7 @@ static int hard_swish_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_hard_swish = {"HARD_SWISH", hard_swish_prepare, hard_swish_eval};
+const tn_kernel tn_kernel_hard_swish = {"HARD_SWISH", hard_swish_prepare, hard_swish_eval, NULL};
 
 /* ------------------------------------------------------------------ QUANTIZE */
 
@@ -310,7 +310,7 @@ static int quantize_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_quantize = {"QUANTIZE", quantize_prepare, quantize_eval};
+const tn_kernel tn_kernel_quantize = {"QUANTIZE", quantize_prepare, quantize_eval, NULL};
 
 /* ------------------------------------------------------------------ DEQUANTIZE */
 
@@ -347,4 +347,4 @@ static int dequantize_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_dequantize = {"DEQUANTIZE", dequantize_prepare, dequantize_eval};
+const tn_kernel tn_kernel_dequantize = {"DEQUANTIZE", dequantize_prepare, dequantize_eval, NULL};

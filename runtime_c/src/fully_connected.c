@@ -235,4 +235,4 @@ static int fc_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_fully_connected = {"FULLY_CONNECTED", fc_prepare, fc_eval};
+const tn_kernel tn_kernel_fully_connected = {"FULLY_CONNECTED", fc_prepare, fc_eval, NULL};

@@ -53,8 +53,10 @@ struct tn_session {
     uint8_t *scratch;      /* inside the arena, after the activations */
     void *own_alloc;       /* non-NULL when the session allocated its arena */
     tn_counters *counters;
+    uint64_t *op_ns;       /* wall time of each op in the last run */
     tn_layer_knobs *knobs;
     int32_t **rq_mult, **rq_shift;  /* per op: multipliers rescaled by drowsy_rescale, or NULL */
+    void **op_state;                /* per op: state a kernel derives from the knobs (one malloc block), or NULL */
     uint64_t seed;
     char err[256];
 };
@@ -67,13 +69,19 @@ typedef struct tn_ctx {
     tn_counters *ctr;
     const tn_layer_knobs *knobs;
     const int32_t *rq_mult, *rq_shift;  /* non-NULL: use instead of the plan's multipliers */
+    const void *state;                  /* the op's per-session state, or NULL */
 } tn_ctx;
 
 typedef struct tn_kernel {
     const char *name;
     int (*prepare)(tn_model *m, tn_op *op, char *err, size_t errlen);
     int (*eval)(tn_ctx *c);
+    /* optional: rebuild the op's per-session state (s->op_state[op]) after its knobs or the seed changed */
+    int (*knobs_changed)(tn_session *s, int op);
 } tn_kernel;
+
+const tn_kernel *tn_kernel_for_op(int32_t opcode);
+int tn_session_knobs_changed(tn_session *s, int op);
 
 /* Defined in the op-family files. */
 extern const tn_kernel tn_kernel_conv2d, tn_kernel_depthwise, tn_kernel_fully_connected;

@@ -90,7 +90,7 @@ int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k) {
     if (rc) return rc;
     if ((rc = apply_rescale(s, op, k))) return rc;
     s->knobs[op] = *k;
-    return TN_ERR_OK;
+    return tn_session_knobs_changed(s, op);
 }
 
 int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k) {
@@ -104,5 +104,5 @@ int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k) {
         if (rc) return rc;
     }
     memcpy(s->knobs, k, (size_t)s->m->n_ops * sizeof *k);
-    return TN_ERR_OK;
+    return tn_session_knobs_changed(s, -1);
 }

@@ -73,5 +73,5 @@ static int pool_eval(tn_ctx *c, int is_max) {
 static int avg_eval(tn_ctx *c) { return pool_eval(c, 0); }
 static int max_eval(tn_ctx *c) { return pool_eval(c, 1); }
 
-const tn_kernel tn_kernel_avg_pool = {"AVERAGE_POOL_2D", pool_prepare, avg_eval};
-const tn_kernel tn_kernel_max_pool = {"MAX_POOL_2D", pool_prepare, max_eval};
+const tn_kernel tn_kernel_avg_pool = {"AVERAGE_POOL_2D", pool_prepare, avg_eval, NULL};
+const tn_kernel tn_kernel_max_pool = {"MAX_POOL_2D", pool_prepare, max_eval, NULL};

@@ -90,4 +90,4 @@ static int mean_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_mean = {"MEAN", mean_prepare, mean_eval};
+const tn_kernel tn_kernel_mean = {"MEAN", mean_prepare, mean_eval, NULL};

@@ -1,10 +1,10 @@
 /* Sessions and the interpreter loop. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "arch.h"
 #include "internal.h"
 
-const tn_kernel *tn_kernel_for_op(int32_t opcode);
 
 int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_session **out, char *err,
                       size_t errlen) {
@@ -19,14 +19,16 @@ int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_ses
     if (!s) return tn_fail(err, errlen, TN_ERR_NO_MEMORY, "out of memory");
     s->m = m;
     s->counters = (tn_counters *)calloc((size_t)m->n_ops, sizeof(tn_counters));
+    s->op_ns = (uint64_t *)calloc((size_t)m->n_ops, sizeof(uint64_t));
     s->knobs = (tn_layer_knobs *)calloc((size_t)m->n_ops, sizeof(tn_layer_knobs));
     s->rq_mult = (int32_t **)calloc((size_t)m->n_ops, sizeof(int32_t *));
     s->rq_shift = (int32_t **)calloc((size_t)m->n_ops, sizeof(int32_t *));
+    s->op_state = (void **)calloc((size_t)m->n_ops, sizeof(void *));
     if (!arena) {
         s->own_alloc = calloc(1, need);
         arena = s->own_alloc;
     }
-    if (!s->counters || !s->knobs || !s->rq_mult || !s->rq_shift || !arena) {
+    if (!s->counters || !s->op_ns || !s->knobs || !s->rq_mult || !s->rq_shift || !s->op_state || !arena) {
         tn_session_free(s);
         return tn_fail(err, errlen, TN_ERR_NO_MEMORY, "out of memory for a %zu-byte arena", need);
     }
@@ -42,11 +44,15 @@ void tn_session_free(tn_session *s) {
     if (!s) return;
     free(s->own_alloc);
     free(s->counters);
+    free(s->op_ns);
     free(s->knobs);
     if (s->rq_mult)
         for (int i = 0; i < s->m->n_ops; i++) free(s->rq_mult[i]);  /* rq_shift shares the allocation */
     free(s->rq_mult);
     free(s->rq_shift);
+    if (s->op_state)
+        for (int i = 0; i < s->m->n_ops; i++) free(s->op_state[i]);
+    free(s->op_state);
     free(s);
 }
 
@@ -58,10 +64,41 @@ void *tn_session_tensor(tn_session *s, int i) {
 
 const char *tn_session_error(const tn_session *s) { return s ? s->err : "session is NULL"; }
 const tn_counters *tn_session_counters(const tn_session *s) { return s ? s->counters : NULL; }
+const uint64_t *tn_session_op_ns(const tn_session *s) { return s ? s->op_ns : NULL; }
+
+int tn_session_totals(const tn_session *s, tn_counters *out) {
+    if (!s || !out) return TN_ERR_BAD_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < s->m->n_ops; i++) {
+#define TN_X_ADD(name) out->name += s->counters[i].name;
+        TN_COUNTER_FIELDS(TN_X_ADD)
+#undef TN_X_ADD
+    }
+    return TN_ERR_OK;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 int tn_session_set_seed(tn_session *s, uint64_t seed) {
     if (!s) return TN_ERR_BAD_ARGUMENT;
+    if (s->seed == seed) return TN_ERR_OK;
     s->seed = seed;
+    return tn_session_knobs_changed(s, -1);
+}
+
+/* lets kernels rebuild what they derive from knobs and seed (op < 0: every op) */
+int tn_session_knobs_changed(tn_session *s, int op) {
+    for (int i = op < 0 ? 0 : op; i < (op < 0 ? s->m->n_ops : op + 1); i++) {
+        const tn_kernel *k = tn_kernel_for_op(s->m->ops[i].opcode);
+        if (k->knobs_changed) {
+            int rc = k->knobs_changed(s, i);
+            if (rc) return rc;
+        }
+    }
     return TN_ERR_OK;
 }
 
@@ -80,8 +117,11 @@ int tn_session_run(tn_session *s) {
         c.knobs = &s->knobs[i];
         c.rq_mult = s->rq_mult[i];
         c.rq_shift = s->rq_shift[i];
+        c.state = s->op_state[i];
         memset(c.ctr, 0, sizeof *c.ctr);
+        const uint64_t t0 = now_ns();
         int rc = tn_kernel_for_op(op->opcode)->eval(&c);
+        s->op_ns[i] = now_ns() - t0;
         if (rc) {
             if (!s->err[0]) tn_op_fail(s->err, sizeof s->err, op, rc, "evaluation failed (%s)", tn_error_name(rc));
             return rc;

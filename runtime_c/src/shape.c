@@ -20,7 +20,7 @@ static int copy_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_copy = {"COPY", copy_prepare, copy_eval};
+const tn_kernel tn_kernel_copy = {"COPY", copy_prepare, copy_eval, NULL};
 
 static void dims4(const tn_tensor *t, int32_t d[4]) {
     for (int i = 0; i < 4; i++) d[i] = 1;
@@ -62,7 +62,7 @@ static int pad_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_pad = {"PAD", pad_prepare, pad_eval};
+const tn_kernel tn_kernel_pad = {"PAD", pad_prepare, pad_eval, NULL};
 
 static int concat_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     int rc;
@@ -106,4 +106,4 @@ static int concat_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_concat = {"CONCATENATION", concat_prepare, concat_eval};
+const tn_kernel tn_kernel_concat = {"CONCATENATION", concat_prepare, concat_eval, NULL};

@@ -84,7 +84,7 @@ static int softmax_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_softmax = {"SOFTMAX", softmax_prepare, softmax_eval};
+const tn_kernel tn_kernel_softmax = {"SOFTMAX", softmax_prepare, softmax_eval, NULL};
 
 /* ------------------------------------------------------------------ LOGISTIC */
 
@@ -136,4 +136,4 @@ static int logistic_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_logistic = {"LOGISTIC", logistic_prepare, logistic_eval};
+const tn_kernel tn_kernel_logistic = {"LOGISTIC", logistic_prepare, logistic_eval, NULL};

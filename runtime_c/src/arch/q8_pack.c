@@ -1,0 +1,40 @@
+/* Weight packing for the packed int8 GEMM (layout in arch.h), done at load or when drowsy changes the
+ * set of computed channels. */
+#include <string.h>
+#include "../arch.h"
+
+static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+
+size_t tn_q8_packed_bytes(int n, int K) {
+    const size_t NB = (size_t)(n + 15) / 16, K4 = (size_t)(K + 3) / 4;
+    return a64(NB * K4 * 64) + 4 * a64(NB * 16 * 4);
+}
+
+void tn_q8_pack(int n, int K, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
+                const int32_t *mult, const int32_t *shift, void *mem, tn_q8_packed *out) {
+    const int NB = (n + 15) / 16, K4 = (K + 3) / 4;
+    uint8_t *base = (uint8_t *)mem;
+    int8_t *w = (int8_t *)base;
+    int32_t *bias = (int32_t *)(base + a64((size_t)NB * K4 * 64));
+    int32_t *m = bias + a64((size_t)NB * 16 * 4) / 4;
+    int32_t *ls = m + a64((size_t)NB * 16 * 4) / 4;
+    int32_t *rs = ls + a64((size_t)NB * 16 * 4) / 4;
+    memset(w, 0, (size_t)NB * K4 * 64);
+    for (int j = 0; j < NB * 16; j++) {
+        if (j >= n) { bias[j] = 0; m[j] = 0; ls[j] = 0; rs[j] = 0; continue; }
+        const int c = cols ? cols[j] : j;
+        const int8_t *src = W + (int64_t)c * K;
+        int8_t *dst = w + (int64_t)(j / 16) * K4 * 64 + (j % 16) * 4;
+        int32_t sum = 0;
+        for (int k = 0; k < K; k++) {
+            dst[(int64_t)(k / 4) * 64 + (k % 4)] = src[k];
+            sum += src[k];
+        }
+        bias[j] = bias_folded[c] - 128 * sum;
+        m[j] = mult[c];
+        ls[j] = shift[c] > 0 ? shift[c] : 0;
+        rs[j] = shift[c] > 0 ? 0 : -shift[c];
+    }
+    out->N = n; out->K = K; out->K4 = K4; out->NB = NB;
+    out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
+}
