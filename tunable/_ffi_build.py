@@ -53,6 +53,8 @@ void *tn_session_tensor(tn_session *s, int tensor);
 int tn_session_run(tn_session *s);
 const char *tn_session_error(const tn_session *s);
 const tn_counters *tn_session_counters(const tn_session *s);
+int tn_session_totals(const tn_session *s, tn_counters *out);
+const uint64_t *tn_session_op_ns(const tn_session *s);
 int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k);
 int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k);
 int tn_session_set_seed(tn_session *s, uint64_t seed);
@@ -68,6 +70,9 @@ def _sources() -> list[str]:
     return [os.path.relpath(f, ROOT) for f in files]
 
 
+# the flags every runtime source is compiled with in the package build (tests reuse them)
+EXTRA_COMPILE_ARGS = ["-O3", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wno-unused-parameter"]
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
@@ -75,7 +80,7 @@ ffibuilder.set_source(
     '#include "tunable.h"',
     sources=_sources(),
     include_dirs=[os.path.relpath(RUNTIME / "include", ROOT), os.path.relpath(RUNTIME / "src", ROOT)],
-    extra_compile_args=["-O3", "-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wno-unused-parameter"],
+    extra_compile_args=EXTRA_COMPILE_ARGS,
     libraries=["m"],
 )
 

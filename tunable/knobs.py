@@ -36,7 +36,7 @@ def _freeze(v):
 
 @dataclass(frozen=True)
 class Knobs:
-    drowsy: float | tuple = 0.0           # conv-output drop rate: global level, or {layer: rate}
+    drowsy: float | tuple = 0.0           # conv-output drop rate: global level, or {layer: rate, "*": rest}
     drowsy_granularity: str = "element"   # element | row | channel
     drowsy_select: str = "random"         # random (hash of seed, layer, unit) | importance (calibration ranks)
     drowsy_rescale: bool = False          # multiply kept outputs by 1 / (1 - p)
@@ -98,10 +98,12 @@ class Knobs:
 
     # ---- per-layer resolution ----
     def layer_value(self, name: str, layer: str, default=None):
-        """The value of knob `name` for `layer` (a per-layer entry, else the global value)."""
+        """The value of knob `name` for `layer`: its per-layer entry, else the "*" entry (the level for the
+        other layers), else the global value, else off."""
         v = getattr(self, name)
         if isinstance(v, tuple) and (not v or isinstance(v[0], tuple)):
-            return dict(v).get(layer, default if default is not None else _OFF[name])
+            d = dict(v)
+            return d.get(layer, d.get("*", default if default is not None else _OFF[name]))
         return v
 
     def check_layers(self, layers: Mapping[str, str]) -> None:
@@ -112,6 +114,8 @@ class Knobs:
             if not (isinstance(v, tuple) and v and isinstance(v[0], tuple)):
                 continue
             for layer, _ in v:
+                if layer == "*":
+                    continue
                 if layer not in layers:
                     raise KnobError(f"{name}: no layer named '{layer}' (layers: {', '.join(layers)})")
                 if layers[layer] not in kinds:
@@ -186,11 +190,13 @@ class Knobs:
             key, val = item.split("=", 1)
             name, _, layer = key.partition(".")
             value = _parse_value(name, val)
-            if layer:
-                prev = d.get(name)
+            prev = d.get(name)
+            if layer:  # a per-layer value keeps a global one given before or after as the "*" level
                 if not isinstance(prev, dict):
-                    d[name] = {}
+                    d[name] = {} if prev is None else {"*": prev}
                 d[name][layer] = value
+            elif isinstance(prev, dict):
+                prev["*"] = value
             else:
                 d[name] = value
         return cls.from_dict(d)

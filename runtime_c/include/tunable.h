@@ -85,6 +85,8 @@ void *tn_session_tensor(tn_session *s, int tensor);  /* arena or constant data; 
 int tn_session_run(tn_session *s);
 const char *tn_session_error(const tn_session *s);
 const tn_counters *tn_session_counters(const tn_session *s); /* one per op */
+int tn_session_totals(const tn_session *s, tn_counters *out); /* summed over the ops */
+const uint64_t *tn_session_op_ns(const tn_session *s);      /* wall time of each op in the last run, ns */
 int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k);
 /* all ops at once (k holds tn_model_num_ops entries): validated first, applied only if all are valid */
 int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k);
