@@ -79,7 +79,6 @@ static int softmax_eval(tn_ctx *c) {
     k->mults = 2 * used + (uint64_t)rows;  /* rescale + normalise per used element, one reciprocal per row */
     k->adds = used + (uint64_t)n;          /* sum of exps, differences to the maximum */
     k->requant_ops = 2 * used;
-    k->outputs_skipped = (uint64_t)n - used;
     k->act_bytes_in = k->act_bytes_out = (uint64_t)n;
     return TN_ERR_OK;
 }
@@ -131,7 +130,6 @@ static int logistic_eval(tn_ctx *c) {
     tn_counters *k = c->ctr;
     k->requant_ops = computed;
     k->mults = computed;
-    k->outputs_skipped = (uint64_t)n - computed;
     k->act_bytes_in = k->act_bytes_out = (uint64_t)n;
     return TN_ERR_OK;
 }
