@@ -131,9 +131,11 @@ class BatteryGoal:
         return cls(battery, now + (target - wall).total_seconds(), f"{battery} until {hhmm.strip()}",
                    reserve_j)
 
-    def update(self, battery, now: float, rate_hz: float) -> bool:
+    def update(self, battery, now: float, rate_hz: float, spare_inferences: float = 0.0) -> bool:
         """Recomputes the budget from a battery report (a tunable.energy.BatteryState: status,
-        energy_joules). Returns whether the limit changed."""
+        energy_joules). spare_inferences: that many inferences more are budgeted for than the time left
+        holds, so that the last stretch (a time-division block, a stale report) cannot empty the battery
+        before the deadline. Returns whether the limit changed."""
         old = self.limit
         status = (battery.status or "").lower()
         remaining_s = self.deadline - now
@@ -148,7 +150,7 @@ class BatteryGoal:
             self.limit, self.reason = math.inf, "inference rate not known yet"
         else:
             usable = max(0.0, battery.energy_joules - self.reserve_j)
-            self.limit = usable / (remaining_s * rate_hz)
+            self.limit = usable / (remaining_s * rate_hz + spare_inferences)
             self.reason = (f"{self.battery}: {format_energy(usable)} left for {format_time(remaining_s)} at "
                            f"{rate_hz:.3g} inferences/s")
         return self.limit != old

@@ -438,7 +438,9 @@ class Controller:
         if plan.feasible != self._was_feasible or (force and not plan.feasible):
             if not plan.feasible:
                 self._infeasible += 1
-                self._warn(self._reason(plan))
+                below = self._below_cheapest()
+                if below:
+                    self._warn(below)
             self._was_feasible = plan.feasible
         changed = force or plan.lo != self._lo or plan.hi != self._hi
         self._lo, self._hi, self._f = plan.lo, plan.hi, plan.fraction
@@ -479,6 +481,19 @@ class Controller:
             self._uP = fE.u - fL.u - room
         else:
             self._uE = fE.u - room
+
+    def _below_cheapest(self) -> str:
+        """When a budget lies below the cheapest point's expected cost itself (not only below it plus the
+        margins), what to tell the user; else ''."""
+        fE, fL = self.fE, self.fL
+        e = exp(self._logE[0] + fE.x + 0.5 * fE.R)
+        lat = exp(self._logL[0] + fL.x + 0.5 * fL.R)
+        for b in self.budgets:
+            cost = {ENERGY: e, LATENCY: lat}.get(b.kind) or e / max(lat, getattr(b, "period_s", None) or 0.0)
+            if cost > b.limit:
+                return (f"{_describe(b)} is below the cheapest operating point, '{self.points[0].name}' "
+                        f"(expected {_fmt(b, cost)}): running it anyway")
+        return ""
 
     def _warn(self, msg: str) -> None:
         self.warnings.append(msg)
@@ -575,8 +590,31 @@ class Controller:
                         alarm = True
         else:
             self._missE += 1
-        if alarm or k >= self._window or battery is not None:
-            self._flush(battery, alarm)
+        if alarm:
+            if k > 1:
+                self._isolate(latency_s, energy_j)
+            self._flush(battery, True)
+        elif k >= self._window or battery is not None:
+            self._flush(battery)
+
+    def _isolate(self, latency_s: float | None, energy_j: float | None) -> None:
+        """Feeds the window without its last inference, which is left alone in a window of its own: an
+        inference far off the prediction is judged by itself, not averaged into the ones before it."""
+        self._k -= 1
+        if latency_s:
+            self._accL -= latency_s
+            self._sqL -= latency_s * latency_s
+        else:
+            self._missL -= 1
+        if energy_j:
+            self._accE -= energy_j
+            self._sqE -= energy_j * energy_j
+        else:
+            self._missE -= 1
+        self._flush(None)
+        self._k = 1
+        self._accL, self._sqL, self._missL = (latency_s, latency_s * latency_s, 0) if latency_s else (0.0, 0.0, 1)
+        self._accE, self._sqE, self._missE = (energy_j, energy_j * energy_j, 0) if energy_j else (0.0, 0.0, 1)
 
     def _new_window(self, point: OperatingPoint) -> None:
         """The inferences observed switch to another point: the window so far is fed in first."""
@@ -666,7 +704,8 @@ class Controller:
     def _battery(self, state) -> None:
         rate = self._rate_fixed or (1.0 / self._interval if self._interval > 0 else 0.0)
         now = self.clock()
-        if any([g.update(state, now, rate) for g in self.goals if not state.name or g.battery == state.name]):
+        spare = 2 * self.cfg.td_cycle   # the last cycles may run more of the upper point than the mean
+        if any([g.update(state, now, rate, spare) for g in self.goals if not state.name or g.battery == state.name]):
             self._replan("battery report", upgrade_ok=True)
 
     def update_battery(self, state) -> None:
