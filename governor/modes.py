@@ -73,7 +73,8 @@ class ModeSelector:
     """Evaluates the rules on each system report and says which mode should run.
 
     A rule becomes active when its `when` holds and stays active until its `release` holds (or, without
-    one, until a threshold is passed back by the policy's hysteresis). The first active rule in file order
+    one, until a threshold is passed back by the policy's hysteresis); a status in `when` (discharging,
+    on_ac, ...) releases the rule as soon as it stops holding. The first active rule in file order
     decides; none active: the manual mode if one is set, else default_mode. A manual mode overrides rules
     except those with force = true. Rule-driven changes wait `hold` seconds after the previous change;
     forced rules and manual changes apply at once."""
@@ -97,7 +98,9 @@ class ModeSelector:
             if not self.active[i]:
                 self.active[i] = r.when.holds(st)
             elif r.release is not None:
-                self.active[i] = not r.release.holds(st)
+                # the release replaces the hysteresis of the thresholds; a status (charging, ...) has none
+                self.active[i] = not (r.release.holds(st) or any(
+                    a.op in ("status", "not status") and not a.holds(st) for a in r.when.atoms))
             else:
                 self.active[i] = not any(a.released(st, self.policy.hysteresis(a)) for a in r.when.atoms)
 
