@@ -7,6 +7,7 @@ import signal
 import statistics
 import sys
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,8 @@ def run(source, budgets, policy, battery, until, hours, model, profile_path, ene
     or default (the embedded sample of generated digits)."""
     import tunable
     from governor.budgets import ENERGY, LATENCY, BatteryGoal, parse_budgets
-    from governor.engine import Governor
+    from governor.controller import GovernorWarning
+    from governor.engine import Governor, SystemKnobs
     from governor.points import default_front, load_profile
     from governor.policy import load_policy
 
@@ -129,8 +131,11 @@ def run(source, budgets, policy, battery, until, hours, model, profile_path, ene
         goal = BatteryGoal.for_hours(battery, hours, time.monotonic())
     elif until:
         goal = BatteryGoal.until(battery, until, time.monotonic())
-    gov = Governor(front, policy=load_policy(policy) if policy else None, budgets=parsed, goal=goal,
-                   points=points, battery=battery)
+    # the governor's warnings reach the user through this command's own lines and the live view's reason
+    warnings.simplefilter("ignore", GovernorWarning)
+    pol = load_policy(policy) if policy else None
+    gov = Governor(front, policy=pol, budgets=parsed, goal=goal, points=points, battery=battery,
+                   system=SystemKnobs() if pol is not None else None)
     cheapest = min(front, key=lambda p: p.energy_j)
     for b in parsed:
         if b.kind == ENERGY and b.limit < cheapest.energy_j:
