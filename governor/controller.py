@@ -18,14 +18,16 @@ two switches per cycle.
 Stability. The plan is recomputed only when the estimates move: at once when a slowdown rises more than
 `step_tolerance` above the value the plan was made at (a downgrade is never delayed), and for an upgrade only
 after `upgrade_after` consecutive inferences of headroom on the constraint that binds, and not within
-`min_dwell` inferences of the previous change. Between plans an inference costs two filter updates and a few
-comparisons.
+`min_dwell` inferences of the previous change.
+
+Cost. observe() adds an inference to a window's sums and compares it with two bounds per cost; the filters
+take the window's mean every `window` inferences (fewer right after a change), and an inference outside the
+bounds (far off the prediction, or over a budget) is acted on at once, on its own.
 """
 from __future__ import annotations
 
 import math
 import time
-from math import exp, log, sqrt
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -36,6 +38,7 @@ from tunable.units import format_energy, format_power, format_time
 from .budgets import ENERGY, LATENCY, POWER, BatteryGoal, Budget
 from .points import OperatingPoint, ProfileError, pareto_front
 
+exp, log, sqrt = math.exp, math.log, math.sqrt
 MEASURED, MODELED = "measured", "modeled"
 
 
@@ -63,7 +66,7 @@ class ControllerConfig:
     window_min: int = 4              # ... and right after a change
     alarm_sd: float = 3.5            # an inference this many sd off the prediction is acted on at once
     cusum_k: float = 0.5             # CUSUM allowance and threshold, in residual standard deviations:
-    cusum_h: float = 8.0             # a 1.5x step is found in 2 inferences, false alarms are rare
+    cusum_h: float = 8.0             # a 1.5x step is found in 1-2 inferences, false alarms are rare
 
     def __post_init__(self):
         if not 0 < self.violation_target < 0.5:
@@ -180,6 +183,14 @@ class SlowdownFilter:
         return math.sqrt(self.R)
 
 
+def _feed(f: SlowdownFilter, total: float, squares: float, n: int, profile_cost: float) -> bool:
+    """A window's sums of n measurements of one point into its filter: the log of the mean over the profile
+    cost, and the scatter inside the window relative to its mean (~ the variance of the logs)."""
+    mean = total / n
+    var = max(0.0, squares - total * mean) / ((n - 1) * mean * mean) if n > 1 else None
+    return f.update(log(mean / profile_cost), n, var)
+
+
 def _change_level(run: list[tuple[float, int]], old: float) -> tuple[float, int]:
     """The new level after a detected change, and how many inferences it rests on: the run's windows from
     the most likely change point on (the split that maximises n_after x (mean_after - old)^2)."""
@@ -195,7 +206,6 @@ def _change_level(run: list[tuple[float, int]], old: float) -> tuple[float, int]
 
 
 _SQRT2 = math.sqrt(2.0)
-
 
 
 @dataclass
@@ -419,7 +429,6 @@ class Controller:
 
     # ---- plan changes -----------------------------------------------------------------------------------
     def _replan(self, why: str, force: bool = False, upgrade_ok: bool = True) -> None:
-        fE, fL = self.fE, self.fL
         plan = self._plan_now()
         old_pos = (self._lo + self._f) if not force else None
         new_pos = plan.lo + plan.fraction
@@ -635,26 +644,16 @@ class Controller:
         step = False
         n = k - self._missL
         if n:
-            acc = self._accL
             if self._useL:
-                var = None
-                if n > 1:
-                    mean = acc / n
-                    var = max(0.0, self._sqL - acc * mean) / ((n - 1) * mean * mean)
-                step = fL.update(log(mean / p.latency_s) if n > 1 else log(acc / p.latency_s), n, var)
+                step = _feed(fL, self._accL, self._sqL, n, p.latency_s)
             self._nL += n
-            self._sumL += acc
+            self._sumL += self._accL
         n = k - self._missE
         if n:
-            acc = self._accE
             if self._useE:
-                var = None
-                if n > 1:
-                    mean = acc / n
-                    var = max(0.0, self._sqE - acc * mean) / ((n - 1) * mean * mean)
-                step = fE.update(log(mean / p.energy_j) if n > 1 else log(acc / p.energy_j), n, var) or step
+                step = _feed(fE, self._accE, self._sqE, n, p.energy_j) or step
             self._nE += n
-            self._sumE += acc
+            self._sumE += self._accE
         self._accL = self._accE = self._sqL = self._sqE = 0.0
         self._missL = self._missE = 0
         if self.goals:
@@ -688,8 +687,12 @@ class Controller:
         if source not in (MEASURED, MODELED, "estimated"):
             raise TunableError(f"energy_source {source!r}: expected 'measured', 'estimated' or 'modeled'")
         if self.energy_source is not None:
-            # a sensor's joules and the model's are different scales: learn the ratio afresh
+            # a sensor's joules and the model's are different scales: learn the ratio afresh, and drop the
+            # energies gathered so far (this window's earlier inferences count as without energy)
             self.fE.reset(1.0, self.cfg.noise_sd ** 2)
+            self._accE = self._sqE = self._sumE = 0.0
+            self._missE, self._nE = self._k - 1, 0
+            self._overE = 0
         self.energy_source = source
 
     def _tick_rate(self, k: int) -> None:
@@ -721,7 +724,7 @@ class Controller:
     def explain(self) -> str:
         """Why the present choice, in one or two sentences (for the live view)."""
         fE, fL = self.fE, self.fL
-        parts = [self._reason(self._plan)]
+        parts = [self._reason(self._plan) + f" (planned on: {self._plan_why})"]
         est = []
         if fE.n:
             est.append(f"energy x{fE.slowdown:.3g} of profile ({self.energy_source}, noise {100 * fE.noise_sd:.1f} %)")
@@ -742,9 +745,9 @@ class Controller:
                 over = self._overE if b.kind == ENERGY else self._overL
                 if b.limit == (self._limE if b.kind == ENERGY else self._limL):
                     viol[b.describe()] = over
-        n_e = self._nE + self._k - self._missE
+        n_e = self._nE + self._k - self._missE       # the window being gathered counts too
         n_l = self._nL + self._k - self._missL
-        sum_l = self._sumL
+        sum_e, sum_l = self._sumE + self._accE, self._sumL + self._accL
         return Summary(
             inferences=self._n + self._k,
             points={p.name: c + (self._blk - self._left if i == self._cur else 0)
@@ -752,9 +755,9 @@ class Controller:
                     if c or (i == self._cur and self._blk - self._left)},
             switches=self._switches, upgrades=self._upgrades, downgrades=self._downgrades,
             steps_detected={"energy": self.fE.steps, "latency": self.fL.steps},
-            violations=viol, mean_energy_j=self._sumE / n_e if n_e else None,
+            violations=viol, mean_energy_j=sum_e / n_e if n_e else None,
             mean_latency_s=sum_l / n_l if n_l else None,
-            mean_power_w=self._sumE / sum_l if n_e and sum_l and n_e == n_l else None,
+            mean_power_w=sum_e / sum_l if n_e and sum_l and n_e == n_l else None,
             energy_source=self.energy_source, infeasible_plans=self._infeasible, warnings=list(self.warnings))
 
 
