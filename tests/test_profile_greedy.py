@@ -17,7 +17,7 @@ from tunable.energy import load_profile
 from tunable.evaluate import Evaluator, prepare_inputs, preprocess_options_for
 from tunable.knobs import Knobs
 from tunable.paths import shared_dir
-from tunable.profiling import (DROWSY_LADDER, FamilySpec, Ladder, greedy_schedule, parse_families, profile_model,
+from tunable.profiling import (FamilySpec, Ladder, greedy_schedule, parse_families, profile_model,
                                read_profile)
 
 RESNET = shared_dir() / "models" / "mlperf-tiny" / "pretrainedResnet_quant.tflite"
@@ -49,6 +49,7 @@ class FakeEvaluator:
         return FakeResult(0.9 - loss, np.full(4, 0.5), cost, cost, cost, cost)
 
 
+DROWSY_LADDER = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 A = {"l1": 0.05, "l2": 0.5, "l3": 0.01}
 C = {"l1": 0.3, "l2": 0.3, "l3": 0.05}
 

@@ -116,6 +116,10 @@ class EvalResult:
     conv_macs_off: int = 0                 # the same with all knobs off (analytic)
     fc_weight_bytes: float = 0.0           # mean weight bytes fetched by FULLY_CONNECTED layers
     fc_weight_bytes_off: int = 0
+    layer_time_s: dict[str, float] = field(default_factory=dict)   # layer -> mean wall time (runtime's clock)
+    conv_time_s: float | None = None       # mean wall time of the conv layers (None: runtime does not time ops)
+    conv_times_s: np.ndarray | None = field(default=None, repr=False)   # (n,) conv wall time of each inference
+    latencies_s: np.ndarray | None = field(default=None, repr=False)    # (n,) wall time of each inference
 
     @property
     def macs(self) -> float:
@@ -142,9 +146,11 @@ class EvalResult:
              "profile_label": self.profile_label, "wall_s": self.wall_s,
              "conv_macs": self.conv_macs, "conv_macs_off": self.conv_macs_off,
              "conv_macs_saved": self.conv_macs_saved, "fc_weight_bytes": self.fc_weight_bytes,
-             "fc_weight_bytes_off": self.fc_weight_bytes_off, "fc_weight_bytes_saved": self.fc_weight_bytes_saved}
+             "fc_weight_bytes_off": self.fc_weight_bytes_off, "fc_weight_bytes_saved": self.fc_weight_bytes_saved,
+             "conv_time_s": self.conv_time_s}
         if per_layer:
             d["layers"] = self.layers
+            d["layer_time_s"] = self.layer_time_s
         return d
 
 
@@ -162,6 +168,19 @@ def _counter_view(session, n_layers: int) -> np.ndarray | None:
         return None
     buf = ffi.buffer(ptr, n_layers * 8 * _C)
     return np.frombuffer(buf, np.uint64).reshape(n_layers, _C)
+
+
+def _time_view(session, n_layers: int) -> np.ndarray | None:
+    """A live (n_layers,) uint64 view of the wall time (ns) of each op in the last run, or None when the
+    runtime does not measure it."""
+    try:
+        ffi, lib, handle = session._ffi, session._lib, session._s
+        ptr = lib.tn_session_op_ns(handle)
+    except AttributeError:
+        return None
+    if ptr == ffi.NULL:
+        return None
+    return np.frombuffer(ffi.buffer(ptr, n_layers * 8), np.uint64)
 
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
@@ -203,6 +222,7 @@ class Evaluator:
         self.conv_macs_off = int(sum(l.macs for l in model.layers if l.op in CONV_OPS))
         self.fc_weight_bytes_off = 0  # measured from the knobs-off run (the counter, not param_bytes: no bias)
         self._view = _counter_view(self.session, len(self._layers))
+        self._tview = _time_view(self.session, len(self._layers))
         out = model.outputs[0]
         self._out_info = out
         self._probabilities = model.layers[-1].op in ("SOFTMAX",) if model.layers else False
@@ -222,7 +242,10 @@ class Evaluator:
         outs = np.empty((n, n_out), self._out_info.dtype)
         lat = np.empty(n, np.float64)
         acc = np.zeros((len(self._layers), _C), np.uint64)
-        view = self._view
+        tacc = np.zeros(len(self._layers), np.uint64)
+        ctime = np.zeros(n, np.float64)
+        view, tview = self._view, self._tview
+        cmask = self._conv_mask
         every = max(1, n // 100)
         t0 = time.perf_counter()
         for j, i in enumerate(idx):
@@ -233,6 +256,9 @@ class Evaluator:
             lat[j] = s.last_latency_s
             if view is not None:
                 acc += view
+            if tview is not None:
+                tacc += tview
+                ctime[j] = tview[cmask].sum()
             else:  # slow path: through RunStats
                 for k, layer in enumerate(s.stats.layers):
                     acc[k] += np.array([layer.counters[c] for c in ps.COUNTERS], np.uint64)
@@ -243,7 +269,7 @@ class Evaluator:
         wall = time.perf_counter() - t0
         if vary_seed:
             s.set_seed(knobs.seed)
-        return outs, lat, acc, wall
+        return outs, lat, acc, tacc, ctime * 1e-9, wall
 
     def evaluate(self, knobs: Knobs | None = None, *, indices: Sequence[int] | np.ndarray | None = None,
                  agreement: bool = True, progress: Callable[[int], None] | None = None) -> EvalResult:
@@ -251,7 +277,7 @@ class Evaluator:
         (once, cached) the knobs-off reference on all inputs."""
         knobs = knobs or OFF
         idx = np.arange(len(self)) if indices is None else np.asarray(indices, np.int64)
-        outs, lat, acc, wall = self._run(knobs, idx, progress)
+        outs, lat, acc, tacc, ctime, wall = self._run(knobs, idx, progress)
         n = len(idx)
         y = self.y[idx]
         scores = outs.astype(np.float64)
@@ -269,6 +295,7 @@ class Evaluator:
         layers = {name: {c: float(mean[k, i]) for i, c in enumerate(ps.COUNTERS)}
                   for k, name in enumerate(self._layers)}
         lat_mean = float(lat.mean()) if n else 0.0
+        layer_time = tacc.astype(np.float64) * 1e-9 / max(1, n)
         bd = self.energy_model.breakdown(totals, lat_mean)
         res = EvalResult(
             knobs=knobs, n=n, top1=top1, top5=top5, agreement=None, totals=totals, layers=layers,
@@ -277,7 +304,11 @@ class Evaluator:
             profile=self.profile.name, profile_label=self.profile.label(), wall_s=wall, predictions=pred,
             true_prob=true_prob, conv_macs=float(mean[self._conv_mask, _IDX["macs"]].sum()),
             conv_macs_off=self.conv_macs_off,
-            fc_weight_bytes=float(mean[self._fc_mask, _IDX["weight_bytes"]].sum()))
+            fc_weight_bytes=float(mean[self._fc_mask, _IDX["weight_bytes"]].sum()),
+            layer_time_s={name: float(layer_time[k]) for k, name in enumerate(self._layers)}
+            if self._tview is not None else {},
+            conv_time_s=float(layer_time[self._conv_mask].sum()) if self._tview is not None else None,
+            conv_times_s=ctime if self._tview is not None else None, latencies_s=lat)
         if knobs.is_off and indices is None and self._reference is None:
             self._reference = res
             self.fc_weight_bytes_off = int(round(res.fc_weight_bytes))

@@ -390,8 +390,8 @@ def greedy_schedule(cal: Evaluator, base: Knobs, ladders: Sequence[Ladder], *, i
 
 # ---------------------------------------------------------------------------------------------- families
 
-DROWSY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-DROWSY_LADDER = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+DROWSY_LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+DROWSY_LADDER = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 AIP_LEVELS = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 AIP_LADDER = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 LUT_LEVELS = (64, 32, 16, 8, 4)               # K_w (activations as they are: K_a = 256)
