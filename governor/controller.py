@@ -273,10 +273,11 @@ class Controller:
         # only the slowdowns some budget depends on are estimated (each filter update costs)
         self._useE = bool(kinds & {ENERGY, POWER})
         self._useL = bool(kinds & {LATENCY, POWER})
-        # with one cost constrained and rising along the ladder, feasibility is a prefix of the ladder
-        cost = "latency_s" if kinds == {LATENCY} else "energy_j"
-        self._monotone = POWER not in kinds and not (kinds >= {ENERGY, LATENCY}) and all(
-            getattr(a, cost) <= getattr(b, cost) for a, b in zip(ladder, ladder[1:]))
+        # when every constrained cost rises along the ladder, feasibility is a prefix of it (a slowdown
+        # scales all points alike); power is a ratio, searched in full
+        rising = [c for c in ("energy_j", "latency_s") if c in costs]
+        self._monotone = POWER not in kinds and all(
+            getattr(a, c) <= getattr(b, c) for c in rising for a, b in zip(ladder, ladder[1:]))
         self._logE = [math.log(p.energy_j) for p in ladder]
         self._logL = [math.log(p.latency_s) for p in ladder]
         self._index = {p.name: i for i, p in enumerate(ladder)}
