@@ -1,5 +1,6 @@
 /* Data movement: COPY (RESHAPE/SQUEEZE), PAD, CONCATENATION. */
 #include <string.h>
+#include "broadcast.h"
 #include "conv_common.h"
 
 static int copy_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
@@ -22,10 +23,6 @@ static int copy_eval(tn_ctx *c) {
 
 const tn_kernel tn_kernel_copy = {"COPY", copy_prepare, copy_eval, NULL};
 
-static void dims4(const tn_tensor *t, int32_t d[4]) {
-    for (int i = 0; i < 4; i++) d[i] = 1;
-    for (int i = 0; i < t->ndim; i++) d[4 - t->ndim + i] = t->dims[i];
-}
 
 static int pad_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     int rc;
@@ -34,7 +31,7 @@ static int pad_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     const tn_tensor *x = &m->tensors[op->in[0]], *y = &m->tensors[op->out[0]];
     if (x->ndim > 4 || x->ndim != y->ndim) return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "ranks differ or exceed 4");
     int32_t dx[4], dy[4];
-    dims4(x, dx); dims4(y, dy);
+    tn_dims4(x, dx); tn_dims4(y, dy);
     for (int d = 0; d < 4; d++) {
         const int32_t b = op->p[2 * d], a = op->p[2 * d + 1];
         if (b < 0 || a < 0 || (int64_t)dx[d] + b + a != dy[d])
@@ -45,7 +42,7 @@ static int pad_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
 
 static int pad_eval(tn_ctx *c) {
     int32_t dx[4], dy[4];
-    dims4(tn_in_t(c, 0), dx); dims4(tn_out_t(c, 0), dy);
+    tn_dims4(tn_in_t(c, 0), dx); tn_dims4(tn_out_t(c, 0), dy);
     const int32_t *p = c->op->p;
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
