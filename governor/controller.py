@@ -215,7 +215,7 @@ class Plan:
     fraction: float                  # share of inferences on hi
     feasible: bool                   # lo meets every budget
     binding: object | None           # the budget that limits the choice (None: the top point fits all)
-    predicted: dict = field(default_factory=dict)   # budget -> (prediction for lo, for hi or None)
+    predicted: dict = field(default_factory=dict)   # budget -> (lo's prediction, hi's or None, hi's share over)
 
 
 @dataclass
@@ -318,6 +318,7 @@ class Controller:
         self._headroom_run = 0
         self._since_refresh = 0
         self._was_feasible = True
+        self._explained: tuple = (-1, None, "")   # (inferences fed, plan, text) of the last explain()
         self._replan("start", force=True)
 
     # ---- prediction -------------------------------------------------------------------------------------
@@ -387,10 +388,11 @@ class Controller:
         if lo < 0:  # nothing fits: the cheapest point; the binding budget is the one missed worst
             vals = at(0)[1]
             j = max(range(len(vals)), key=lambda j: vals[j][2] / max(self.budgets[j].limit, 1e-300))
-            return Plan(0, 0, 0.0, False, self.budgets[j], {b: (vals[k][2], None) for k, b in enumerate(self.budgets)})
+            return Plan(0, 0, 0.0, False, self.budgets[j],
+                        {b: (vals[k][2], None, 0.0) for k, b in enumerate(self.budgets)})
         lo_vals = at(lo)[1]
         if lo == n - 1:
-            return Plan(lo, lo, 0.0, True, None, {b: (lo_vals[k][2], None) for k, b in enumerate(self.budgets)})
+            return Plan(lo, lo, 0.0, True, None, {b: (lo_vals[k][2], None, 0.0) for k, b in enumerate(self.budgets)})
         hi = lo + 1
         hi_vals = at(hi)[1]
         v = self.cfg.violation_target
@@ -408,7 +410,8 @@ class Controller:
         f = max(0.0, min(f, 1.0))
         if f < self.cfg.td_min_fraction:
             f = 0.0
-        return Plan(lo, hi, f, True, binding, {b: (lo_vals[k][2], hi_vals[k][2]) for k, b in enumerate(self.budgets)})
+        return Plan(lo, hi, f, True, binding,
+                    {b: (lo_vals[k][2], hi_vals[k][2], hi_vals[k][1]) for k, b in enumerate(self.budgets)})
 
     def _reason(self, plan: Plan) -> str:
         pts = self.points
@@ -420,13 +423,13 @@ class Controller:
                     f"predicted {_fmt(b, plan.predicted[b][0])}")
         if b is None:
             return f"the most accurate point, '{pts[plan.lo].name}', fits every budget"
-        lo_p, hi_p = plan.predicted[b]
+        lo_p, hi_p, over = plan.predicted[b]
+        hi = f"'{pts[plan.hi].name}' ({_fmt(b, hi_p)}" + (f", {100 * over:.0f} % of inferences over)" if over
+                                                         else ")")
         if plan.fraction > 0.0:
-            return (f"{_describe(b)} lies between '{pts[plan.lo].name}' ({_fmt(b, lo_p)}) and "
-                    f"'{pts[plan.hi].name}' ({_fmt(b, hi_p)}): {100 * plan.fraction:.0f} % of inferences on "
-                    "the latter")
-        return (f"'{pts[plan.lo].name}' fits {_describe(b)} (predicted {_fmt(b, lo_p)}); the next, "
-                f"'{pts[plan.hi].name}', would not ({_fmt(b, hi_p)})")
+            return (f"{_describe(b)}: {hi} runs {100 * plan.fraction:.0f} % of the time, "
+                    f"'{pts[plan.lo].name}' ({_fmt(b, lo_p)}) the rest")
+        return f"'{pts[plan.lo].name}' fits {_describe(b)} (predicted {_fmt(b, lo_p)}); the next, {hi}, would not"
 
     # ---- plan changes -----------------------------------------------------------------------------------
     def _replan(self, why: str, force: bool = False, upgrade_ok: bool = True) -> None:
@@ -723,7 +726,10 @@ class Controller:
         return self._plan
 
     def explain(self) -> str:
-        """Why the present choice, in one or two sentences (for the live view)."""
+        """Why the present choice, in one or two sentences (for the live view). The text changes only when
+        the filters take a window, so it is built once per window, however often it is asked for."""
+        if self._explained[0] == self._n and self._explained[1] is self._plan:
+            return self._explained[2]
         fE, fL = self.fE, self.fL
         parts = [self._reason(self._plan) + f" (planned on: {self._plan_why})"]
         est = []
@@ -737,7 +743,9 @@ class Controller:
             parts.append(g.describe())
         if self.energy_source is None and any(b.kind in (ENERGY, POWER) for b in self.budgets):
             parts.append("energy: profile's modeled values (nothing observed yet)")
-        return ". ".join(parts)
+        text = ". ".join(parts)
+        self._explained = (self._n, self._plan, text)
+        return text
 
     def summary(self) -> Summary:
         viol = {}
