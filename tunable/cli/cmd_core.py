@@ -35,17 +35,23 @@ def inspect(model: str, as_json: bool) -> None:
             "outputs": [dict(name=t.name, shape=t.shape, dtype=str(t.dtype), scale=t.scale, zero_point=t.zero_point)
                         for t in m.outputs],
             "layers": [dict(name=l.name, op=l.op, inputs=l.input_shapes, output=l.output_shape, macs=l.macs,
-                            param_bytes=l.param_bytes) for l in m.layers]}, indent=1))
+                            param_bytes=l.param_bytes, output_scale=m.tensor_info(l.out_tensor).scale,
+                            output_zero_point=m.tensor_info(l.out_tensor).zero_point) for l in m.layers]},
+                           indent=1))
         return
     con = Console()
     con.print(f"[bold]{path}[/bold]")
     for kind, ts in (("input", m.inputs), ("output", m.outputs)):
         for t in ts:
             con.print(f"  {kind} {t.name}: {t.dtype} {list(t.shape)} scale {t.scale:.6g} zero point {t.zero_point}")
-    table = Table("layer", "op", "input", "output", "MACs", "params (B)")
+    table = Table("layer", "op", "input", "output", "output quantization", "MACs", "params (B)")
     for l in m.layers:
+        q = m.tensor_info(l.out_tensor)
+        qtext = f"{q.dtype} s={q.scale:.4g} zp={q.zero_point}" if q.dtype.kind in "iu" else str(q.dtype)
+        if l.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            qtext += ", per-channel multipliers"
         table.add_row(l.name, l.op, " ".join(str(list(s)) for s in l.input_shapes), str(list(l.output_shape)),
-                      f"{l.macs:,}", f"{l.param_bytes:,}")
+                      qtext, f"{l.macs:,}", f"{l.param_bytes:,}")
     con.print(table)
     con.print(f"total MACs {m.macs:,}; parameters {sum(l.param_bytes for l in m.layers):,} B")
     line = f"arena {m.arena_bytes:,} B (activations and scratch)"
