@@ -579,15 +579,12 @@ class Controller:
         if point is not self._win_pt:
             self._new_window(point)
         k = self._k = self._k + 1
-        alarm = False
         if latency_s:
             self._accL += latency_s
             if self._useL:
                 self._sqL += latency_s * latency_s
                 if not self._chkL_lo < latency_s < self._chkL_hi:
-                    if latency_s > self._limL:
-                        self._overL += 1
-                    alarm = not self._alL_lo < latency_s < self._alL_hi
+                    return self._outside(latency_s, energy_j, energy_source, battery, True)
         else:
             self._missL += 1
         if energy_j:
@@ -597,17 +594,39 @@ class Controller:
             if self._useE:
                 self._sqE += energy_j * energy_j
                 if not self._chkE_lo < energy_j < self._chkE_hi:
-                    if energy_j > self._limE:
-                        self._overE += 1
-                    if not self._alE_lo < energy_j < self._alE_hi:
-                        alarm = True
+                    return self._outside(latency_s, energy_j, energy_source, battery, False)
         else:
             self._missE += 1
+        if k >= self._window or battery is not None:
+            self._flush(battery)
+
+    def _outside(self, latency_s: float | None, energy_j: float | None, energy_source: str, battery,
+                 at_latency: bool) -> None:
+        """The rest of observe() for an inference outside the bounds of a cost (at_latency: of the latency,
+        its energy not added yet): counted when over a budget, and acted on at once when far off the
+        prediction (an alarm)."""
+        alarm = False
+        if at_latency:
+            if latency_s > self._limL:
+                self._overL += 1
+            alarm = not self._alL_lo < latency_s < self._alL_hi
+            if energy_j:
+                if energy_source is not self.energy_source and energy_source != self.energy_source:
+                    self._energy_source_changed(energy_source)
+                self._accE += energy_j
+                if self._useE:
+                    self._sqE += energy_j * energy_j
+            else:
+                self._missE += 1
+        if energy_j and self._useE and not self._chkE_lo < energy_j < self._chkE_hi:
+            if energy_j > self._limE:
+                self._overE += 1
+            alarm = alarm or not self._alE_lo < energy_j < self._alE_hi
         if alarm:
-            if k > 1:
+            if self._k > 1:
                 self._isolate(latency_s, energy_j)
             self._flush(battery, True)
-        elif k >= self._window or battery is not None:
+        elif self._k >= self._window or battery is not None:
             self._flush(battery)
 
     def _isolate(self, latency_s: float | None, energy_j: float | None) -> None:
