@@ -16,7 +16,7 @@ from .graph import Graph, Op, Tensor
 from .plan import PlanOp, PlanTensor, plan_arena, serialize
 from .quant import activation_range, quantize_multipliers
 
-COMPILER_VERSION = "4"
+COMPILER_VERSION = "5"
 
 LOWERINGS: dict[str, Callable[["Lowering", Op], None]] = {}
 
@@ -45,11 +45,28 @@ class CompileOptions:
     aip_order: dict | None = None
     # knob artefacts on or off (off reproduces the plain plan, e.g. for size comparisons)
     artefacts: bool = True
+    # approximate knobs (tunable/artefacts.py). Look-up-table configurations: None (none), "default"
+    # (artefacts.DEFAULT_LUT on every conv/dw/fc layer), a list of (K_w, K_a) for every such layer, or
+    # {layer: [(K_w, K_a), ...]}; weight codebooks per "layer" or per output "channel"
+    lut: object = None
+    lut_codebook: str = "layer"
+    lut_bias_correction: bool = True     # correct each row's bias for the codebooks' mean error
+    lut_weighting: str = "activation"    # weight k-means weighted by E[(x - zp)^2] of each input ("uniform": not)
+    # per conv/dw/fc layer: input value histograms [C, 256] from calibration (artefacts.collect_stats)
+    approx_stats: dict | None = None
+    # conv preview: estimator tables at this many fractions of the reduction, with a margin of this many
+    # standard deviations of the unseen remainder (larger: fewer, safer skips)
+    preview_steps: int = 32
+    preview_sigma: float = 1.0
 
     def key(self) -> str:
         """A stable digest of the options, for the plan cache."""
         import hashlib
         h = hashlib.sha256(repr(self.artefacts).encode())
+        h.update(repr((self.lut if not isinstance(self.lut, dict) else sorted(self.lut.items()), self.lut_codebook,
+                       self.lut_bias_correction, self.lut_weighting, self.preview_steps, self.preview_sigma)).encode())
+        for name in sorted(self.approx_stats or {}):
+            h.update(name.encode() + np.ascontiguousarray(self.approx_stats[name], dtype=np.int64).tobytes())
         for d in (self.conv_ranks, self.aip_order):
             for name in sorted(d or {}):
                 h.update(name.encode())
@@ -277,6 +294,12 @@ def _conv_like(lw: Lowering, op: Op, depthwise: bool) -> None:
         rc, rr = ranks
         ins += [lw.const(np.asarray(rc, np.int32), f"{name}/rank_channel"),
                 lw.const(np.asarray(rr, np.int32), f"{name}/rank_row")]
+    if lw.options.artefacts and w_zp == 0:  # approximate knobs' artefacts (tunable/artefacts.py)
+        from .artefacts import conv_geom, layer_artefacts
+        blob = layer_artefacts(conv_geom(w.data, depthwise, bias, x.zp, lo >= y.zp, x.shape, y.shape,
+                                         (stride_h, stride_w), (dil_h, dil_w), (pt, pl)), name, lw.options)
+        if blob is not None:
+            ins += [-1] * (8 - len(ins)) + [lw.const(blob, f"{name}/artefacts")]
     params = dict(stride_h=stride_h, stride_w=stride_w, dil_h=dil_h, dil_w=dil_w, pad_top=pt, pad_left=pl,
                   act_min=lo, act_max=hi, in_zp=x.zp, out_zp=y.zp, w_zp=w_zp,
                   depth_mult=int(o.get("depth_multiplier", 1)) if depthwise else 1)
@@ -335,6 +358,11 @@ def _fc(lw: Lowering, op: Op) -> None:
             raise lw.fail(op, f"AIP column order for {name} is not a permutation of {k} columns")
         wi_plan = lw.const(np.ascontiguousarray(w.data[:, order]), f"{name}/weights_aip_order")
         extra = [lw.const(order, f"{name}/aip_perm")]
+        from .artefacts import LayerGeom, layer_artefacts  # approximate knobs' artefacts
+        blob = layer_artefacts(LayerGeom("FULLY_CONNECTED", np.ascontiguousarray(w.data[:, order]), bias, x.zp,
+                                         lo >= y.zp, col_order=order), name, lw.options)
+        if blob is not None:
+            extra.append(lw.const(blob, f"{name}/artefacts"))
     ins = [lw.t(xi), wi_plan, lw.const(bias.astype(np.int32), f"{name}/bias"),
            lw.const(mult, f"{name}/mult"), lw.const(shift, f"{name}/shift"),
            lw.const(folded.astype(np.int32), f"{name}/bias_folded")] + extra
@@ -345,14 +373,13 @@ def _fc(lw: Lowering, op: Op) -> None:
 
 
 def _fc_role(lw: Lowering, op: Op) -> int:
-    """1: followed by ReLU (fused or next op); 2: a classifier (feeds SOFTMAX or ARG_MAX, or is an output)."""
+    """1: followed by ReLU (fused or next op); 2: a classifier (feeds SOFTMAX or ARG_MAX). A bare graph output
+    is plain: it may be a regression (an autoencoder's reconstruction), where top-m would be wrong."""
     fused = op.options.get("fused_activation_function", "NONE")
     if fused in ("RELU", "RELU6", "RELU_N1_TO_1"):
         return 1
     t = op.outputs[0]
     for _ in range(4):  # look through reshapes
-        if t in lw.g.outputs:
-            return 2
         users = [o for o in lw.g.ops if t in o.inputs]
         if len(users) != 1:
             return 0

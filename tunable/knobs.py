@@ -166,7 +166,7 @@ class Knobs:
         lines, tables = [], []
         for k, v in self.to_dict().items():
             if isinstance(v, dict):
-                tables.append(f"[{k}]\n" + "\n".join(f"{layer} = {_toml(x)}" for layer, x in v.items()))
+                tables.append(f"[{k}]\n" + "\n".join(f"{_toml_key(layer)} = {_toml(x)}" for layer, x in v.items()))
             else:
                 lines.append(f"{k} = {_toml(v)}")
         return "\n".join(lines + ([""] if tables and lines else []) + tables) + "\n"
@@ -217,6 +217,10 @@ _OFF = {"drowsy": 0.0, "aip": 1.0, "conv_preview": 0.0, "sign_exact": False, "lu
 
 def _at(layer) -> str:
     return f"[{layer}]" if layer else ""
+
+
+def _toml_key(k: str) -> str:
+    return k if k and all(ch.isalnum() or ch in "_-" for ch in k) else json.dumps(k)
 
 
 def _toml(v) -> str:
