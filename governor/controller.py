@@ -123,22 +123,26 @@ class SlowdownFilter:
         # Noise from the scatter inside windows (n - 1 degrees of freedom each), clipped at 3 sd so that a
         # window across a step does not inflate it; the first windows are averaged with the prior guess
         # (worth 4 degrees of freedom); a step's windows are taken back out once the step is confirmed.
-        if var is not None and n > 1:
+        if var is not None:
             if var > 9.0 * R:
                 var = 9.0 * R
             w = n - 1
-            self.nd += w
-            beta = w / (self.nd + 4)
-            R += (beta if beta > self.beta * w else self.beta * w) * (var - R)
+            nd = self.nd = self.nd + w
+            beta = w / (nd + 4)
+            if beta < self.beta * w:
+                beta = self.beta * w
+            R += beta * (var - R)
             if R < self.floor:
                 R = self.floor
             self.R = R
         P = self.P + self.Q * n
         Rn = R / n
-        e = y - self.x
+        x = self.x
+        e = y - x
         z = e / sqrt(P + Rn)
-        # CUSUM on the standardised residual, both directions
-        sp = self.sp + z - self.k
+        # CUSUM on the standardised residual, both directions; a run records the windows since it began
+        k = self.k
+        sp = self.sp + z - k
         if sp > 0.0:
             if not self.runp:
                 self.Rp = R0
@@ -147,7 +151,7 @@ class SlowdownFilter:
             sp = 0.0
             if self.runp:
                 self.runp.clear()
-        sn = self.sn - z - self.k
+        sn = self.sn - z - k
         if sn > 0.0:
             if not self.runn:
                 self.Rn = R0
@@ -156,9 +160,10 @@ class SlowdownFilter:
             sn = 0.0
             if self.runn:
                 self.runn.clear()
-        if sp > self.h or sn > self.h:
-            up = sp > self.h
-            self.x, m = _change_level(self.runp if up else self.runn, self.x)
+        h = self.h
+        if sp > h or sn > h:
+            up = sp > h
+            self.x, m = _change_level(self.runp if up else self.runn, x)
             self.R = R = self.Rp if up else self.Rn   # the noise as it was before the change
             self.P = R / m
             self.sp = self.sn = 0.0
@@ -169,9 +174,15 @@ class SlowdownFilter:
             return True
         self.sp, self.sn = sp, sn
         K = P / (P + Rn)
-        self.x += K * e
-        self.P = P * (1.0 - K)
-        self._derived()
+        x += K * e
+        P *= 1.0 - K
+        self.x, self.P = x, P
+        # _derived(), inline: this runs once per window
+        self.u = x + sqrt(P)
+        a_s = self.alarm * sqrt(P + R)
+        m = 1.0 + a_s * (1.0 + 0.5 * a_s)
+        ex = exp(x)
+        self.hi, self.lo = ex * m, ex / m
         return False
 
     @property
@@ -556,17 +567,16 @@ class Controller:
         p = self._win_pt
         if p is None:
             return
-        fE, fL = self.fE, self.fL
         if self._useE:
-            self._alE_hi, self._alE_lo = fE.hi * p.energy_j, fE.lo * p.energy_j
-        else:
-            self._alE_hi, self._alE_lo = math.inf, 0.0
+            fE, e = self.fE, p.energy_j
+            hi = self._alE_hi = fE.hi * e
+            self._chkE_lo = self._alE_lo = fE.lo * e
+            self._chkE_hi = hi if hi < self._limE else self._limE
         if self._useL:
-            self._alL_hi, self._alL_lo = fL.hi * p.latency_s, fL.lo * p.latency_s
-        else:
-            self._alL_hi, self._alL_lo = math.inf, 0.0
-        self._chkE_hi, self._chkE_lo = min(self._alE_hi, self._limE), self._alE_lo
-        self._chkL_hi, self._chkL_lo = min(self._alL_hi, self._limL), self._alL_lo
+            fL, lat = self.fL, p.latency_s
+            hi = self._alL_hi = fL.hi * lat
+            self._chkL_lo = self._alL_lo = fL.lo * lat
+            self._chkL_hi = hi if hi < self._limL else self._limL
 
     def observe(self, point: OperatingPoint, latency_s: float | None, energy_j: float | None = None,
                 energy_source: str = MODELED, battery=None) -> None:
