@@ -329,8 +329,10 @@ class Controller:
         self._headroom_run = 0
         self._since_refresh = 0
         self._was_feasible = True
+        self._infeasible_since: float | None = None   # inferences at which nothing fitted, until said
         self._explained: tuple = (-1, None, "")   # (inferences fed, plan, text) of the last explain()
         self._replan("start", force=True)
+        self._check_infeasible()
 
     # ---- prediction -------------------------------------------------------------------------------------
     def _context(self) -> tuple:
@@ -460,11 +462,12 @@ class Controller:
         self._plan = plan
         self._plan_why = why
         if plan.feasible != self._was_feasible or (force and not plan.feasible):
+            self._infeasible_since = None
             if not plan.feasible:
                 self._infeasible += 1
-                below = self._below_cheapest()
-                if below:
-                    self._warn(below)
+                # said at once about the profile's own costs; after a change, once it has lasted (the two
+                # filters may see a common step an inference apart)
+                self._infeasible_since = -math.inf if force else self._n
             self._was_feasible = plan.feasible
         changed = force or plan.lo != self._lo or plan.hi != self._hi
         self._lo, self._hi, self._f = plan.lo, plan.hi, plan.fraction
@@ -714,7 +717,20 @@ class Controller:
             self._headroom_run = 0
             if self._since_refresh >= self.cfg.refresh_every:
                 self._replan("periodic refresh")
+        if self._infeasible_since is not None:
+            self._check_infeasible()
         self._set_checks()
+
+    def _check_infeasible(self) -> None:
+        """Warns when a budget lies below the cheapest point, once it has held for `upgrade_after`
+        inferences (or at the start)."""
+        since = self._infeasible_since
+        if since is None or self._n - since < self.cfg.upgrade_after:
+            return
+        self._infeasible_since = None
+        below = self._below_cheapest()
+        if below:
+            self._warn(below)
 
     def _energy_source_changed(self, source: str) -> None:
         if source not in (MEASURED, MODELED, "estimated"):
