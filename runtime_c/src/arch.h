@@ -33,6 +33,47 @@ typedef struct tn_add_params {
 } tn_add_params;
 typedef void (*tn_add_fn)(int64_t n, const int8_t *a, const int8_t *b, const tn_add_params *p, int8_t *y);
 
+/* DEPTHWISE_CONV_2D with depth multiplier 1 over flattened rows: lane j of an output row is pixel j / C,
+ * channel j % C. Packed at load (tn_dw_pack): per tap t and lane l < P (P = lcm(C, 16), so a chunk of 16
+ * lanes starting at a multiple of 16 reads its pattern at j % P): the channel's weight as int32; per lane
+ * the bias folded for uint8 inputs over the full window (bias - (in_zp + 128) * sum_t w), multiplier and
+ * shifts. Inputs are uint8 (int8 ^ 0x80) with the zero point in the border, so every tap is computed. */
+typedef struct tn_dw_packed {
+    int C, P, taps;
+    const int32_t *w;                              /* taps x P */
+    const int32_t *bias, *mult, *lshift, *rshift;  /* P each */
+} tn_dw_packed;
+/* y[j] = clamp(requant(bias[j % P] + sum_t w[t][j % P] * in[t][j]) + zp, lo, hi) for j < n; in[t] may be read
+ * up to 64 bytes past n. */
+typedef void (*tn_dw_row_fn)(int n, const uint8_t *const *in, const tn_dw_packed *pk, int32_t zp, int32_t lo,
+                             int32_t hi, int8_t *y);
+size_t tn_dw_packed_bytes(int C, int taps);
+/* channels cols[0..n) (all C when cols is NULL) of depthwise weights W [taps][Cw] */
+void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
+                const int32_t *mult, const int32_t *shift, void *mem, tn_dw_packed *out);
+
+/* CONV_2D as an implicit GEMM with output positions in SIMD lanes (x86 AVX-512 VNNI). The input is converted
+ * once per layer into uint8 planes X[phase_y][phase_x][G][Hq][Wq][4] (G = ceil(Cin/4), int8 ^ 0x80, the zero
+ * point in the border), so that the outputs of the "wide" grid (rows of Wq positions, of which the first ow
+ * are real) read, for a reduction step k (a tap and a channel group), 4 bytes at X + koff[k] + 4 * p: 16
+ * consecutive positions are one 64-byte load, and each output channel adds one dot product with its 4
+ * weight bytes broadcast. The cost is proportional to the number of channels computed. Weights are packed
+ * per block of 4 output channels: w[block][k][4 channels][4 bytes]. */
+typedef struct tn_px_packed {
+    int n, nb, kg;                                 /* channels, blocks of 4, reduction steps (taps * G) */
+    const int8_t *w;                               /* nb x kg x 16 */
+    const int32_t *bias, *mult, *lshift, *rshift;  /* nb * 4; bias: bias_folded - 128 * sum(w) */
+} tn_px_packed;
+/* The outputs at wide positions p0 <= p < p0 + np whose column p % Wq is below ow, channels c < B->n, written
+ * to Y + ((p / Wq - p0 / Wq) * ow + p % Wq) * ldy + c (Y: the output row of p0). X is the start of the planes;
+ * it may be read up to 64 bytes past the last position. */
+typedef void (*tn_px_conv_fn)(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
+                              const tn_px_packed *B, int32_t zp, int32_t lo, int32_t hi, int8_t *Y, int ldy);
+size_t tn_px_packed_bytes(int n, int kg);
+/* channels cols[0..n) (all when NULL) of W [N][kh][kw][Cin] */
+void tn_px_pack(int n, int kh, int kw, int cin, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
+                const int32_t *mult, const int32_t *shift, void *mem, tn_px_packed *out);
+
 typedef struct tn_arch_table {
     const char *name;
     int reference;      /* 1: every op runs its portable reference kernel (for tests) */
@@ -42,6 +83,9 @@ typedef struct tn_arch_table {
     tn_requant_row_fn requant_row;
     tn_q8_gemm_fn q8_gemm;  /* NULL where the variant has no packed path */
     tn_add_fn add;
+    /* optional (NULL: the op takes its portable path) */
+    tn_dw_row_fn dw_row;
+    tn_px_conv_fn px_conv;
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -63,8 +107,14 @@ void tn_arch_init(void);
     void tn_requant_row_##sfx(int n, const int32_t *acc, const int32_t *bias, const int32_t *mult,          \
                               const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, int8_t *y);     \
     void tn_add_##sfx(int64_t n, const int8_t *a, const int8_t *b, const tn_add_params *p, int8_t *y);
+#define TN_DECLARE_VARIANT_EXTRA(sfx)                                                                        \
+    void tn_dw_row_##sfx(int n, const uint8_t *const *in, const tn_dw_packed *pk, int32_t zp, int32_t lo,        \
+                         int32_t hi, int8_t *y);
+TN_DECLARE_VARIANT_EXTRA(generic)
+TN_DECLARE_VARIANT_EXTRA(avx2)
+TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL}
 #endif

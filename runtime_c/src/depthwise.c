@@ -9,6 +9,20 @@
 
 int tn_conv_rank_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g, char *err, size_t errlen);
 
+/* The flattened-row path (depth multiplier 1, no weight zero point): the input converted once per layer to
+ * uint8 planes X[phase_y][phase_x][Hq][Wq][Ck] (Ck: the channels computed), padded with the zero point, so
+ * that output row oy, tap (ky, kx) reads the contiguous run X[py % sh][px % sw][oy + qy][qx + ox][c] for
+ * all ox and c (py = ky * dh = qy * sh + phase, likewise px). */
+typedef struct {
+    int fast;
+    int Hq, Wq, taps;
+    int32_t *tplane, *tqy, *tqx;  /* per tap: phase plane, row and column offsets */
+    tn_dw_packed packed;          /* every channel, the plan's multipliers */
+    size_t x_bytes, row_bytes;    /* X for every channel; the few rows one output row reads (row drowsy) */
+} dw_prep;
+
+static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+
 static int dw_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     tn_conv_geom g;
     int rc = tn_conv_geom_prepare(m, op, 1, &g, err, errlen);
@@ -17,6 +31,38 @@ static int dw_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     /* int32 accumulators per output channel, a keep list and per-channel "used" flags */
     op->scratch_bytes = (size_t)g.cout * 8 + (size_t)g.cout + 64;
     op->analytic_macs = (uint64_t)g.n * g.oh * g.ow * g.cout * g.kh * g.kw;
+    if (g.depth_mult != 1 || g.w_zp != 0) return TN_ERR_OK;
+    const int taps = g.kh * g.kw;
+    const size_t pb = tn_dw_packed_bytes(g.cout, taps);
+    dw_prep *pp = (dw_prep *)calloc(1, a64(sizeof *pp) + 3 * a64((size_t)taps * 4) + pb + 64);
+    if (!pp) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory packing weights");
+    op->prepared = pp;
+    uint8_t *mem = (uint8_t *)pp + a64(sizeof *pp);
+    pp->tplane = (int32_t *)mem;
+    pp->tqy = (int32_t *)(mem + a64((size_t)taps * 4));
+    pp->tqx = (int32_t *)(mem + 2 * a64((size_t)taps * 4));
+    void *pk = (void *)(((uintptr_t)(mem + 3 * a64((size_t)taps * 4)) + 63) & ~(uintptr_t)63);
+    pp->fast = 1;
+    pp->taps = taps;
+    /* padded extent read by the outputs: (o - 1) * s + (k - 1) * d + 1 rows and columns from the top-left pad */
+    const int hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, wp = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    pp->Hq = (hp + g.sh - 1) / g.sh;
+    pp->Wq = (wp + g.sw - 1) / g.sw;
+    for (int ky = 0; ky < g.kh; ky++)
+        for (int kx = 0; kx < g.kw; kx++) {
+            const int t = ky * g.kw + kx;
+            pp->tplane[t] = ((ky * g.dh) % g.sh) * g.sw + (kx * g.dw) % g.sw;
+            pp->tqy[t] = (ky * g.dh) / g.sh;
+            pp->tqx[t] = (kx * g.dw) / g.sw;
+        }
+    tn_dw_pack(g.cout, taps, g.cout, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+               (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), pk, &pp->packed);
+    pp->x_bytes = a64((size_t)g.sh * g.sw * pp->Hq * pp->Wq * g.cout + 64);
+    pp->row_bytes = a64((size_t)g.kh * g.sw * pp->Wq * g.cout + 64);
+    /* X (or the rows of one output row), a compact output row, the tap pointers */
+    const size_t fast = pp->x_bytes + a64((size_t)g.ow * g.cout + 64) + a64((size_t)taps * sizeof(void *)) +
+                        a64((size_t)g.cout * 4) + 64;
+    if (fast > op->scratch_bytes) op->scratch_bytes = fast;
     return TN_ERR_OK;
 }
 
@@ -32,10 +78,232 @@ static inline int dw_drop(const tn_ctx *c, const tn_conv_geom *g, int b, int oy,
     return tn_drowsy_drop(kn, c->s->seed, layer, (((uint64_t)b * g->oh + oy) * g->ow + ox) * g->cout + oc, NULL);
 }
 
+/* Per-session state of the flattened-row path under drowsy: the computed channels of each unit (the layer,
+ * or each output row) and their packing (with the session's rescaled multipliers), made when knobs or seed
+ * change, not per inference. */
+typedef struct { int nk; const int32_t *keep; tn_dw_packed pk; } dw_subset;
+typedef struct { int gran, n_sub; dw_subset sub[]; } dw_state;
+
+static int dw_knobs_changed(tn_session *s, int op) {
+    const tn_model *m = s->m;
+    const tn_op *o = &m->ops[op];
+    const dw_prep *pp = (const dw_prep *)o->prepared;
+    const tn_layer_knobs *kn = &s->knobs[op];
+    free(s->op_state[op]);
+    s->op_state[op] = NULL;
+    if (!pp || !pp->fast || !tn_drowsy_active(kn)) return TN_ERR_OK;
+    tn_conv_geom g;
+    tn_conv_geom_get(m, o, &g);
+    const int gran = kn->drowsy_granularity;
+    if (gran == TN_GRAN_ROW && g.n != 1 && !kn->drowsy_select) return TN_ERR_OK;  /* draws differ per image */
+    const int n_sub = gran == TN_GRAN_ROW ? g.oh : 1;
+    const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
+    const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
+    const int32_t *mult = s->rq_mult[op] ? s->rq_mult[op] : (const int32_t *)tn_const_in(m, o, 3);
+    const int32_t *shift = s->rq_shift[op] ? s->rq_shift[op] : (const int32_t *)tn_const_in(m, o, 4);
+    /* the keep lists first (their packing's size depends on how many channels each keeps) */
+    int32_t *keeps = (int32_t *)malloc((size_t)n_sub * g.cout * 4 + (size_t)n_sub * 4);
+    if (!keeps) return TN_ERR_NO_MEMORY;
+    int32_t *nks = keeps + (size_t)n_sub * g.cout;
+    size_t total = 0;
+    for (int r = 0; r < n_sub; r++) {
+        int32_t *keep = keeps + (size_t)r * g.cout;
+        int nk = 0;
+        for (int oc = 0; oc < g.cout; oc++) {
+            int drop = 0;
+            if (gran == TN_GRAN_CHANNEL)
+                drop = tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)oc, rank_c);
+            else if (gran == TN_GRAN_ROW)
+                drop = kn->drowsy_select ? rank_r[(int64_t)r * g.cout + oc] < kn->drowsy_drop_count
+                                         : tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)r * g.cout + oc, NULL);
+            if (!drop) keep[nk++] = oc;
+        }
+        nks[r] = nk;
+        total += a64((size_t)nk * 4) + (nk ? tn_dw_packed_bytes(nk, pp->taps) : 0);
+    }
+    const size_t head = a64(sizeof(dw_state) + (size_t)n_sub * sizeof(dw_subset));
+    uint8_t *mem = (uint8_t *)malloc(head + total + 64);
+    if (!mem) {
+        free(keeps);
+        return TN_ERR_NO_MEMORY;
+    }
+    dw_state *st = (dw_state *)mem;
+    st->gran = gran;
+    st->n_sub = n_sub;
+    uint8_t *p = (uint8_t *)(((uintptr_t)mem + head + 63) & ~(uintptr_t)63);
+    for (int r = 0; r < n_sub; r++) {
+        const int nk = nks[r];
+        int32_t *keep = (int32_t *)p;
+        memcpy(keep, keeps + (size_t)r * g.cout, (size_t)nk * 4);
+        p += a64((size_t)nk * 4);
+        st->sub[r].nk = nk;
+        st->sub[r].keep = keep;
+        if (nk) {
+            tn_dw_pack(nk, pp->taps, g.cout, (const int8_t *)tn_const_in(m, o, 1), keep,
+                       (const int32_t *)tn_const_in(m, o, 5), mult, shift, p, &st->sub[r].pk);
+            p += tn_dw_packed_bytes(nk, pp->taps);
+        }
+    }
+    free(keeps);
+    s->op_state[op] = st;
+    return TN_ERR_OK;
+}
+
+/* Padded input row py as uint8 (int8 ^ 0x80), channels keep[0..ck) (all when keep is NULL), split by column
+ * phase: padded column px goes to dst + (px % sw) * pstride + (px / sw) * ck. */
+static void build_row(const tn_conv_geom *g, const int8_t *xb, int py, int Wq, const int32_t *keep, int ck,
+                      uint8_t *dst, size_t pstride) {
+    const uint8_t pad = (uint8_t)((int8_t)g->in_zp ^ 0x80);
+    const int iy = py - g->pt, wtot = Wq * g->sw;
+    if (iy < 0 || iy >= g->h) {
+        for (int ph = 0; ph < g->sw; ph++) memset(dst + ph * pstride, pad, (size_t)Wq * ck);
+        return;
+    }
+    const int8_t *src = xb + (int64_t)iy * g->w * g->cin;
+    if (g->sw == 1 && !keep) {
+        const int left = TN_MIN(g->pl, wtot), inner = TN_MAX(0, TN_MIN(g->w, wtot - left));
+        memset(dst, pad, (size_t)left * ck);
+        const int64_t nb = (int64_t)inner * ck;
+        uint8_t *d = dst + (size_t)left * ck;
+        for (int64_t i = 0; i < nb; i++) d[i] = (uint8_t)(src[i] ^ 0x80);
+        memset(d + nb, pad, (size_t)(wtot - left - inner) * ck);
+        return;
+    }
+    for (int px = 0; px < wtot; px++) {
+        const int ix = px - g->pl;
+        uint8_t *d = dst + (px % g->sw) * pstride + (size_t)(px / g->sw) * ck;
+        if (ix < 0 || ix >= g->w) {
+            memset(d, pad, (size_t)ck);
+            continue;
+        }
+        const int8_t *sp = src + (int64_t)ix * g->cin;
+        if (keep)
+            for (int k = 0; k < ck; k++) d[k] = (uint8_t)(sp[keep[k]] ^ 0x80);
+        else
+            for (int k = 0; k < ck; k++) d[k] = (uint8_t)(sp[k] ^ 0x80);
+    }
+}
+
+/* rows of ck computed channels into rows of C channels; the dropped ones hold zero_out */
+static void expand_row(int ow, int ck, const int8_t *t, const int32_t *keep, int C, int8_t zero_out, int8_t *y) {
+    memset(y, zero_out, (size_t)ow * C);
+    for (int px = 0; px < ow; px++)
+        for (int k = 0; k < ck; k++) y[(int64_t)px * C + keep[k]] = t[(int64_t)px * ck + k];
+}
+
+/* The flattened-row path; returns TN_ERR_UNSUPPORTED when the knobs need state the session lacks. */
+static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
+    const tn_layer_knobs *kn = c->knobs;
+    const int drowsy = tn_drowsy_active(kn), gran = kn->drowsy_granularity;
+    const dw_state *st = (const dw_state *)c->state;
+    if (drowsy && gran != TN_GRAN_ELEMENT && !st) return TN_ERR_UNSUPPORTED;
+    if (c->rq_mult && gran == TN_GRAN_ELEMENT) return TN_ERR_UNSUPPORTED;  /* rescaled element drowsy: loop path */
+    const int8_t *x = (const int8_t *)tn_in(c, 0);
+    int8_t *y = (int8_t *)tn_out(c, 0);
+    uint8_t *X = (uint8_t *)c->scratch;
+    int8_t *tmp = (int8_t *)(X + pp->x_bytes);
+    const uint8_t **in = (const uint8_t **)((uint8_t *)tmp + a64((size_t)g->ow * g->cout + 64));
+    uint8_t *used = (uint8_t *)in + a64((size_t)pp->taps * sizeof(void *));
+    const int C = g->cout, Hq = pp->Hq, Wq = pp->Wq, T = pp->taps;
+    const int8_t zero_out = (int8_t)tn_clamp(g->out_zp, g->act_min, g->act_max);
+    const uint32_t layer = (uint32_t)c->op->index;
+    uint64_t computed = 0, skipped = 0;
+    memset(used, 0, (size_t)C);
+    for (int b = 0; b < g->n; b++) {
+        const int8_t *xb = x + (int64_t)b * g->h * g->w * g->cin;
+        int8_t *yb = y + (int64_t)b * g->oh * g->ow * C;
+        if (drowsy && gran == TN_GRAN_ROW) {
+            for (int oy = 0; oy < g->oh; oy++) {
+                const dw_subset *sub = &st->sub[st->n_sub == 1 ? 0 : oy];
+                const int ck = sub->nk;
+                int8_t *yr = yb + (int64_t)oy * g->ow * C;
+                skipped += (uint64_t)g->ow * (C - ck);
+                if (!ck) {
+                    memset(yr, zero_out, (size_t)g->ow * C);
+                    continue;
+                }
+                for (int ky = 0; ky < g->kh; ky++)
+                    build_row(g, xb, oy * g->sh + ky * g->dh, Wq, sub->keep, ck, X + (size_t)ky * g->sw * Wq * ck,
+                              (size_t)Wq * ck);
+                for (int t = 0; t < T; t++)
+                    in[t] = X + ((size_t)((t / g->kw) * g->sw + pp->tplane[t] % g->sw) * Wq + pp->tqx[t]) * ck;
+                tn_arch->dw_row(g->ow * ck, in, &sub->pk, g->out_zp, g->act_min, g->act_max, tmp);
+                expand_row(g->ow, ck, tmp, sub->keep, C, zero_out, yr);
+                for (int k = 0; k < ck; k++) used[sub->keep[k]] = 1;
+                computed += (uint64_t)g->ow * ck;
+            }
+            continue;
+        }
+        const int compact = drowsy && gran == TN_GRAN_CHANNEL;
+        const int ck = compact ? st->sub[0].nk : C;
+        const int32_t *keep = compact ? st->sub[0].keep : NULL;
+        const tn_dw_packed *pk = compact ? &st->sub[0].pk : &pp->packed;
+        if (!ck) {
+            memset(yb, zero_out, (size_t)g->oh * g->ow * C);
+            skipped += (uint64_t)g->oh * g->ow * C;
+            continue;
+        }
+        const size_t plane = (size_t)Hq * Wq * ck;
+        for (int py = 0; py < Hq * g->sh; py++)
+            build_row(g, xb, py, Wq, keep, ck, X + ((size_t)(py % g->sh) * g->sw * Hq + py / g->sh) * Wq * ck, plane);
+        for (int oy = 0; oy < g->oh; oy++) {
+            for (int t = 0; t < T; t++)
+                in[t] = X + ((size_t)(pp->tplane[t] * Hq + oy + pp->tqy[t]) * Wq + pp->tqx[t]) * ck;
+            int8_t *yr = yb + (int64_t)oy * g->ow * C;
+            if (compact) {
+                tn_arch->dw_row(g->ow * ck, in, pk, g->out_zp, g->act_min, g->act_max, tmp);
+                expand_row(g->ow, ck, tmp, keep, C, zero_out, yr);
+            } else {
+                tn_arch->dw_row(g->ow * C, in, pk, g->out_zp, g->act_min, g->act_max, yr);
+            }
+        }
+        if (compact) {
+            for (int k = 0; k < ck; k++) used[keep[k]] = 1;
+            computed += (uint64_t)g->oh * g->ow * ck;
+            skipped += (uint64_t)g->oh * g->ow * (C - ck);
+        } else if (drowsy) {
+            /* element granularity: computed densely (SIMD), the dropped outputs then set to real zero */
+            for (int oy = 0; oy < g->oh; oy++)
+                for (int ox = 0; ox < g->ow; ox++) {
+                    int8_t *yp = yb + ((int64_t)oy * g->ow + ox) * C;
+                    const uint64_t u0 = (((uint64_t)b * g->oh + oy) * g->ow + ox) * C;
+                    for (int oc = 0; oc < C; oc++) {
+                        const int drop = tn_drowsy_drop(kn, c->s->seed, layer, u0 + oc, NULL);
+                        yp[oc] = drop ? zero_out : yp[oc];
+                        used[oc] |= (uint8_t)!drop;
+                        skipped += (uint64_t)drop;
+                    }
+                }
+            computed += (uint64_t)g->oh * g->ow * C;
+        } else {
+            memset(used, 1, (size_t)C);
+            computed += (uint64_t)g->oh * g->ow * C;
+        }
+    }
+    if (drowsy && gran == TN_GRAN_ELEMENT) computed -= skipped;
+    uint64_t used_ch = 0;
+    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
+    tn_counters *k = c->ctr;
+    k->macs = computed * (uint64_t)T;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = skipped;
+    k->weight_bytes = used_ch * (uint64_t)T;
+    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
+    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
+    return TN_ERR_OK;
+}
+
 static int dw_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     if (tn_approx_knobs_active(c->knobs)) return tn_dw_eval_approx(c, &g);
+    const dw_prep *pp = (const dw_prep *)c->op->prepared;
+    if (pp && pp->fast && !tn_arch->reference && tn_arch->dw_row) {
+        const int rc = dw_eval_fast(c, &g, pp);
+        if (rc != TN_ERR_UNSUPPORTED) return rc;
+    }
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
     const int32_t *bias = (const int32_t *)tn_in(c, 2), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
     const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
@@ -124,4 +392,4 @@ static int dw_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_depthwise = {"DEPTHWISE_CONV_2D", dw_prepare, dw_eval, NULL};
+const tn_kernel tn_kernel_depthwise = {"DEPTHWISE_CONV_2D", dw_prepare, dw_eval, dw_knobs_changed};

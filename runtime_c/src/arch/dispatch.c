@@ -7,7 +7,8 @@
 
 static const tn_arch_table table_generic = TN_VARIANT_TABLE("generic", generic);
 static const tn_arch_table table_reference = {"reference", 1, tn_gemm_generic, tn_dot_generic,
-                                              tn_dw_accum_generic, tn_requant_row_generic, NULL, tn_add_generic};
+                                              tn_dw_accum_generic, tn_requant_row_generic, NULL, tn_add_generic,
+                                              NULL, NULL};
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TN_X86 1
 static const tn_arch_table table_avx2 = TN_VARIANT_TABLE("avx2", avx2);
@@ -15,7 +16,7 @@ void tn_q8_gemm_avx512vnni(int M, const uint8_t *A, int lda, const tn_q8_packed 
                            int32_t hi, int8_t *Y, int ldy);
 static const tn_arch_table table_avx512 = {"avx512vnni", 0, tn_gemm_avx512vnni, tn_dot_avx512vnni,
                                            tn_dw_accum_avx512vnni, tn_requant_row_avx512vnni, tn_q8_gemm_avx512vnni,
-                                           tn_add_avx512vnni};
+                                           tn_add_avx512vnni, tn_dw_row_avx512vnni, NULL};
 #endif
 
 /* ---- ARM (AArch64, ARMv7 with NEON) ---- */
@@ -24,7 +25,7 @@ static const tn_arch_table table_avx512 = {"avx512vnni", 0, tn_gemm_avx512vnni, 
 /* NEON is part of every AArch64 CPU, and an ARMv7 build with -mfpu=neon* already requires it */
 TN_DECLARE_VARIANT(neon)
 static const tn_arch_table table_neon = {"neon", 0, tn_gemm_neon, tn_dot_neon, tn_dw_accum_neon, tn_requant_row_neon,
-                                         NULL, tn_add_generic};
+                                         NULL, tn_add_generic, tn_dw_row_generic, NULL};
 #if defined(__aarch64__) && defined(__linux__)
 #define TN_ARM_DOTPROD 1
 #include <sys/auxv.h>
@@ -34,7 +35,8 @@ static const tn_arch_table table_neon = {"neon", 0, tn_gemm_neon, tn_dot_neon, t
 TN_DECLARE_VARIANT(neon_dotprod)
 /* sdot helps the GEMM and the dot product only; depthwise and requantization stay on the NEON kernels */
 static const tn_arch_table table_neon_dotprod = {"neon-dotprod", 0, tn_gemm_neon_dotprod, tn_dot_neon_dotprod,
-                                                 tn_dw_accum_neon, tn_requant_row_neon, NULL, tn_add_generic};
+                                                 tn_dw_accum_neon, tn_requant_row_neon, NULL, tn_add_generic,
+                                                 tn_dw_row_generic, NULL};
 /* the kernel reports sdot (Cortex-A55/A76 and later: Pi 5; not the A53/A72 of Pi 3/4) */
 static int has_asimddp(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
 #endif

@@ -38,3 +38,39 @@ void tn_q8_pack(int n, int K, const int8_t *W, const int32_t *cols, const int32_
     out->N = n; out->K = K; out->K4 = K4; out->NB = NB;
     out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
 }
+
+static int lcm16(int n) {
+    int a = n, b = 16;
+    while (b) { const int t = a % b; a = b; b = t; }
+    return n / a * 16;
+}
+
+size_t tn_dw_packed_bytes(int C, int taps) {
+    const size_t P = (size_t)lcm16(C);
+    return a64((size_t)taps * P * 4) + 4 * a64(P * 4);
+}
+
+void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
+                const int32_t *mult, const int32_t *shift, void *mem, tn_dw_packed *out) {
+    const int P = lcm16(n);
+    int32_t *w = (int32_t *)mem;
+    int32_t *bias = (int32_t *)((uint8_t *)mem + a64((size_t)taps * P * 4));
+    int32_t *m = bias + a64((size_t)P * 4) / 4;
+    int32_t *ls = m + a64((size_t)P * 4) / 4;
+    int32_t *rs = ls + a64((size_t)P * 4) / 4;
+    for (int l = 0; l < P; l++) {
+        const int c = cols ? cols[l % n] : l % n;
+        int32_t sum = 0;
+        for (int t = 0; t < taps; t++) {
+            w[(int64_t)t * P + l] = W[(int64_t)t * Cw + c];
+            sum += W[(int64_t)t * Cw + c];
+        }
+        /* sum w * (x - zp) = sum w * (x ^ 0x80) - (zp + 128) * sum w, bias_folded holding -zp * sum w */
+        bias[l] = bias_folded[c] - 128 * sum;
+        m[l] = mult[c];
+        ls[l] = shift[c] > 0 ? shift[c] : 0;
+        rs[l] = shift[c] > 0 ? 0 : -shift[c];
+    }
+    out->C = n; out->P = P; out->taps = taps;
+    out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
+}

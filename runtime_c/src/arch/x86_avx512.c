@@ -3,6 +3,7 @@
 #pragma GCC target("avx2,fma,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
 #include "../arch.h"
 #define TN_SUFFIX avx512vnni
+#define TN_HAVE_DW_ROW 1
 #include "kernels.inc"
 #endif
 
@@ -10,6 +11,67 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #include <string.h>
+
+/* TFLite's double-rounding requantization of 16 lanes (requant.h): acc (bias included) << lsh, rounding
+ * doubling high multiply by mult, rounding divide by 2^rsh, + zp, clamp; per-lane vectors */
+static inline __m512i rqv(__m512i acc, __m512i lsh, __m512i mult, __m512i rsh, __m512i zp, __m512i lo, __m512i hi) {
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i x = _mm512_sllv_epi32(acc, lsh);
+    const __m512i nudge = _mm512_set1_epi64(1ll << 30);
+    __m512i pe = _mm512_mul_epi32(x, mult);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32));
+    pe = _mm512_srai_epi64(_mm512_add_epi64(pe, nudge), 31);
+    po = _mm512_srai_epi64(_mm512_add_epi64(po, nudge), 31);
+    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+    const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
+    const __m512i rem = _mm512_and_si512(high, mask);
+    const __m512i thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(high, 31));
+    __m512i r = _mm512_srav_epi32(high, rsh);
+    r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
+    r = _mm512_add_epi32(r, zp);
+    return _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
+}
+
+/* one depthwise row (arch.h): 64 lanes at a time, accumulators in registers across the taps; the uint8
+ * input zero-extended to 32-bit lanes so vpdpwssd multiplies it by the low 16 bits of each weight */
+void tn_dw_row_avx512vnni(int n, const uint8_t *const *in, const tn_dw_packed *pk, int32_t zp, int32_t lo, int32_t hi,
+                          int8_t *y) {
+    const int P = pk->P, T = pk->taps;
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    int j0 = 0, l0 = 0;
+#define TN_DW_L(i) (l0 + 16 * (i) < P ? l0 + 16 * (i) : (l0 + 16 * (i)) % P)
+#define TN_DW_RQ(a, l) rqv(a, _mm512_loadu_si512(pk->lshift + (l)), _mm512_loadu_si512(pk->mult + (l)),              \
+                           _mm512_loadu_si512(pk->rshift + (l)), vzp, vlo, vhi)
+    for (; j0 + 64 <= n; j0 += 64) {
+        const int l1 = TN_DW_L(1), l2 = TN_DW_L(2), l3 = TN_DW_L(3);
+        __m512i a0 = _mm512_loadu_si512(pk->bias + l0), a1 = _mm512_loadu_si512(pk->bias + l1);
+        __m512i a2 = _mm512_loadu_si512(pk->bias + l2), a3 = _mm512_loadu_si512(pk->bias + l3);
+        for (int t = 0; t < T; t++) {
+            const uint8_t *x = in[t] + j0;
+            const int32_t *w = pk->w + (int64_t)t * P;
+            a0 = _mm512_dpwssd_epi32(a0, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)x)), _mm512_loadu_si512(w + l0));
+            a1 = _mm512_dpwssd_epi32(a1, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x + 16))), _mm512_loadu_si512(w + l1));
+            a2 = _mm512_dpwssd_epi32(a2, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x + 32))), _mm512_loadu_si512(w + l2));
+            a3 = _mm512_dpwssd_epi32(a3, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(x + 48))), _mm512_loadu_si512(w + l3));
+        }
+        _mm_storeu_si128((__m128i *)(y + j0), _mm512_cvtepi32_epi8(TN_DW_RQ(a0, l0)));
+        _mm_storeu_si128((__m128i *)(y + j0 + 16), _mm512_cvtepi32_epi8(TN_DW_RQ(a1, l1)));
+        _mm_storeu_si128((__m128i *)(y + j0 + 32), _mm512_cvtepi32_epi8(TN_DW_RQ(a2, l2)));
+        _mm_storeu_si128((__m128i *)(y + j0 + 48), _mm512_cvtepi32_epi8(TN_DW_RQ(a3, l3)));
+        l0 = TN_DW_L(4);
+    }
+    for (; j0 < n; j0 += 16) {
+        __m512i a0 = _mm512_loadu_si512(pk->bias + l0);
+        for (int t = 0; t < T; t++)
+            a0 = _mm512_dpwssd_epi32(a0, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(in[t] + j0))),
+                                     _mm512_loadu_si512(pk->w + (int64_t)t * P + l0));
+        const __mmask16 mk = n - j0 >= 16 ? 0xFFFF : (__mmask16)((1u << (n - j0)) - 1);
+        _mm_mask_storeu_epi8(y + j0, mk, _mm512_cvtepi32_epi8(TN_DW_RQ(a0, l0)));
+        l0 = TN_DW_L(1);
+    }
+#undef TN_DW_L
+#undef TN_DW_RQ
+}
 
 /* TFLite's double-rounding requantization of 16 lanes (requant.h), per-lane multiplier and shifts */
 static inline __m128i rq16(__m512i acc, const tn_q8_packed *B, int j0, __m512i zp, __m512i lo, __m512i hi) {
