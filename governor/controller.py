@@ -50,7 +50,7 @@ class GovernorWarning(UserWarning):
 class ControllerConfig:
     violation_target: float = 0.025  # fraction of inferences a per-inference budget may be exceeded
     margin: float = 0.02             # predicted mean kept this fraction under each budget
-    td_cycle: int = 80               # inferences per time-division cycle (two switches per cycle)
+    td_cycle: int = 160              # inferences per time-division cycle (two switches per cycle)
     td_min_fraction: float = 0.1     # a smaller share of the upper point is not worth its switches
     upgrade_after: int = 8           # consecutive inferences of headroom before an upgrade
     min_dwell: int = 10              # at least this many inferences between upgrades
