@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from tunable.energy.sysfs import SensorError
 from tunable.errors import TunableError
 
 from .budgets import BatteryGoal, Budget
@@ -159,7 +160,13 @@ class Governor:
         self._last_poll, self._poll_n = now, self._n
         # next check after about poll_s worth of inferences (at least 1, at most 1000)
         self._next_poll = self._n + int(min(1000, max(1, rate * self.poll_s)))
-        state = SystemState(self.battery.read() if self.battery is not None else None, read_thermal(self.root))
+        report = None
+        if self.battery is not None:
+            try:
+                report = self.battery.read()
+            except SensorError as e:   # a battery that went away: rules see none, the run goes on
+                self.reason = f"battery unreadable ({e})"
+        state = SystemState(report, read_thermal(self.root))
         self._last_state = state
         if self.selector is not None:
             if self.follow_state_file:
