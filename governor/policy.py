@@ -35,7 +35,6 @@ import difflib
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -43,6 +42,11 @@ from tunable.errors import TunableError
 from tunable.units import UnitError, parse_time
 
 from .budgets import Budget, BudgetError, parse_budget
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
 
 STATUSES = {"charging": ("charging",), "discharging": ("discharging",), "full": ("full",),
             "on_battery": ("discharging",), "on_ac": ("charging", "full", "not charging")}
