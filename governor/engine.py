@@ -115,6 +115,7 @@ class Governor:
         self._last_poll = -math.inf
         self._state_mtime: float | None = None
         self._last_state = SystemState()
+        self._explained: tuple = (None, "")
         self._poll(force=True)
 
     # ---- modes ----------------------------------------------------------------------------------------
@@ -206,7 +207,12 @@ class Governor:
 
     # ---- reporting ------------------------------------------------------------------------------------
     def explain(self) -> str:
-        return f"mode '{self.mode.name}' ({self.reason}): {self._active.explain()}"
+        """The mode, why it runs, and the controller's reason; rebuilt only when one of them changed."""
+        inner = self._active.explain()
+        key = (self.mode.name, self.reason, inner)
+        if key != self._explained[0]:
+            self._explained = (key, f"mode '{self.mode.name}' ({self.reason}): {inner}")
+        return self._explained[1]
 
     def summary(self) -> dict:
         per_mode = dict(self._mode_inferences)
