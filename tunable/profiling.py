@@ -340,7 +340,10 @@ def greedy_schedule(cal: Evaluator, base: Knobs, ladders: Sequence[Ladder], *, i
         trial = dict(assign)
         trial[key] = st[pos[key] + 1]
         k = schedule_knobs(base, trial, ladders)
-        r = cal.evaluate(k, indices=indices, agreement=False)
+        try:
+            r = cal.evaluate(k, indices=indices, agreement=False)
+        except TunableError:
+            return None   # a combination the runtime refuses (e.g. two knobs that exclude each other)
         n_eval += 1
         saved = cur_cost - _cost(r, cost)
         if saved <= 1e-12 * max(1.0, abs(cur_cost)):
@@ -513,7 +516,23 @@ def _uniform_knobs(model, f: FamilySpec) -> list[tuple[str, Knobs]]:
     raise TunableError(f"family {f.name}: no uniform sweep")
 
 
+def _usable(model, knob: str, layers: Sequence[str], value) -> tuple[str, ...]:
+    """The layers on which the model accepts `knob` = `value` set for that layer alone (a knob may need
+    artefacts or a layer shape that not every layer has)."""
+    return tuple(l for l in layers if try_knobs(model, Knobs.from_dict({knob: {l: value}})) is None)
+
+
 def _ladders(model, kind: str) -> list[Ladder]:
+    lads = _ladders_all(model, kind)
+    out = []
+    for lad in lads:
+        usable = _usable(model, lad.knob, lad.layers, lad.steps[-1])
+        if usable:
+            out.append(Ladder(lad.knob, usable, lad.steps))
+    return out
+
+
+def _ladders_all(model, kind: str) -> list[Ladder]:
     convs = tuple(l.name for l in model.layers if l.op in CONV_OPS)
     fcs = tuple(l.name for l in model.layers if l.op in FC_OPS)
     if kind == "drowsy":
@@ -526,9 +545,11 @@ def _ladders(model, kind: str) -> list[Ladder]:
         return [Ladder("prune", convs + fcs, (0,) + PRUNE_LEVELS)] if convs + fcs else []
     if kind == "weight_lsb_drop":
         return [Ladder("weight_lsb_drop", convs + fcs, (0,) + LSB_LEVELS)] if convs + fcs else []
+    convs2 = tuple(l.name for l in model.layers if l.op == "CONV_2D")
     if kind == "conv_preview":
-        convs2 = tuple(l.name for l in model.layers if l.op == "CONV_2D")
         return [Ladder("conv_preview", convs2, (0.0,) + PREVIEW_LEVELS)] if convs2 else []
+    if kind == "sign_exact":
+        return [Ladder("sign_exact", convs2, (False, True))] if convs2 else []
     return []
 
 
@@ -649,11 +670,7 @@ def profile_model(model, ev: Evaluator, cal: Evaluator | None, *, families: Sequ
             if kind == "drowsy":
                 base = base.replace(drowsy_granularity=spec.granularity, drowsy_select=spec.select,
                                     drowsy_rescale=spec.rescale)
-            if kind == "sign_exact":
-                convs2 = tuple(l.name for l in model.layers if l.op == "CONV_2D")
-                ladders.append(Ladder("sign_exact", convs2, (False, True)))
-            else:
-                ladders += _ladders(model, kind)
+            ladders += _ladders(model, kind)
         if progress:
             progress("combined")
         traj = greedy_schedule(cal, base, ladders, indices=calib_indices, cost=comb[0].cost or cost,

@@ -144,7 +144,7 @@ def eval_cmd(model, data, limit, preprocess, calib, calib_limit, energy_profile,
         return
     from rich.console import Console
     from rich.table import Table
-    con = Console()
+    con = Console(soft_wrap=True)
     con.print(f"[bold]{st.path}[/bold] on {st.data_desc}" + (f" (first {n})" if limit else ""))
     if calib:
         con.print(f"calibration: {st.calib_desc} (first {min(calib_limit, len(st.xc))})")
@@ -233,7 +233,7 @@ def profile_cmd(model, data, limit, preprocess, calib, calib_limit, energy_profi
         return
     from rich.console import Console
     from rich.table import Table
-    con = Console()
+    con = Console(soft_wrap=True)
     base = prof.baseline
     con.print(f"[bold]{st.path}[/bold]: {len(prof.points)} operating points on {st.data_desc}"
               + (f", schedules fitted on {st.calib_desc}" if calib else "") + f"; energy: {st.profile.label()}")
