@@ -20,10 +20,7 @@ def resolve(model, knobs: Knobs, ffi):
         if layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             _drowsy(k, layer, knobs)
             if layer.op == "CONV_2D":
-                f = knobs.layer_value("conv_preview", layer.name)
-                if f:
-                    k.conv_preview_cin = max(1, math.ceil(f * _reduction(layer)))
-                k.sign_exact = int(bool(knobs.layer_value("sign_exact", layer.name)))
+                _sign_knobs(k, layer, knobs, model)
         if layer.op == "FULLY_CONNECTED":
             f = knobs.layer_value("aip", layer.name)
             if f < 1.0:
@@ -39,7 +36,7 @@ def resolve(model, knobs: Knobs, ffi):
             k.prune_threshold = knobs.layer_value("prune", layer.name)
             k.weight_lsb_drop = knobs.layer_value("weight_lsb_drop", layer.name)
             lut = dict(knobs.lut).get(layer.name) if knobs.lut else None
-            k.lut_enable = 0 if lut is None else _lut_index(layer, lut)
+            k.lut_enable = 0 if lut is None else _lut_index(layer, lut, model)
     return arr
 
 
@@ -52,9 +49,40 @@ def _fc_k(layer) -> int:
     return layer.macs // max(1, math.prod(layer.output_shape))
 
 
-def _lut_index(layer, kw_ka) -> int:
-    # the plan stores look-up table configurations per layer; which ones exist is recorded in its artefacts
-    raise KnobError(f"lut on {layer.name}: look-up tables are not available in this plan")
+def _relu(layer) -> bool:
+    """The conv's output cannot go below real zero (fused ReLU/ReLU6, or a range that starts at zero)."""
+    return layer.params.get("act_min", -128) >= layer.params.get("out_zp", 0)
+
+
+def _per_layer(knobs: Knobs, name: str) -> bool:
+    v = getattr(knobs, name)
+    return isinstance(v, tuple) and bool(v) and isinstance(v[0], tuple)
+
+
+def _sign_knobs(k, layer, knobs: Knobs, model) -> None:
+    """conv_preview and sign_exact skip the outputs that requantize to act_min. A global value applies to the
+    CONV_2D layers followed by ReLU (act_min >= out_zp: the output cannot go below real zero), the only ones
+    where clamping is common; a per-layer value applies where it is named. The preview prefix is the smallest
+    tabulated length covering the fraction (see artefacts.preview_length)."""
+    for name in ("conv_preview", "sign_exact"):
+        v = knobs.layer_value(name, layer.name)
+        if not v or (not _per_layer(knobs, name) and not _relu(layer)):
+            continue
+        if name == "conv_preview":
+            from .artefacts import preview_length
+            k.conv_preview_cin = preview_length(model, layer, v, _reduction(layer))
+        else:
+            k.sign_exact = 1
+    if k.conv_preview_cin and k.sign_exact:
+        raise KnobError(f"{layer.name}: conv_preview and sign_exact cannot be combined on one layer")
+
+
+def _lut_index(layer, kw_ka, model=None) -> int:
+    """The plan's id of look-up-table configuration (K_w, K_a) on this layer (its artefacts list them)."""
+    from .artefacts import lut_index
+    if model is None:
+        raise KnobError(f"lut on {layer.name}: look-up tables need the loaded model")
+    return lut_index(model, layer, kw_ka)
 
 
 def _drowsy(k, layer, knobs: Knobs) -> None:

@@ -80,6 +80,34 @@ static int validate_sorted(const tn_op *op, const uint8_t *s, uint64_t size, con
     return TN_ERR_OK;
 }
 
+static int validate_preview(const tn_op *op, const uint8_t *s, uint64_t size, const tn_af_layout *L, int idx16,
+                            uint8_t *seen, char *err, size_t errlen) {
+    if (size < 4) return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "artefacts PREVIEW: %llu bytes, shorter than its header",
+                                    (unsigned long long)size);
+    const int nq = rd16(s);
+    if (nq < 1 || nq > 64 || rd16(s + 2) != 0)
+        return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "artefacts PREVIEW: %d prefix lengths (1..64), reserved field %d",
+                          nq, rd16(s + 2));
+    const uint64_t o_rest = pad4(4 + 2ull * nq), o_order = o_rest + 4ull * L->rows * nq;
+    const uint64_t want = o_order + (uint64_t)L->rows * L->K * (idx16 ? 2 : 1);
+    if (size != want)
+        return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "artefacts PREVIEW: %llu bytes, expected %llu",
+                          (unsigned long long)size, (unsigned long long)want);
+    for (int q = 0; q < nq; q++) {
+        const int P = rd16(s + 4 + 2 * q);
+        if (P < 1 || P > L->K || (q > 0 && P <= rd16(s + 2 + 2 * q)))
+            return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP,
+                              "artefacts PREVIEW: prefix length %d (entry %d) is not increasing within 1..%d", P, q, L->K);
+    }
+    if (!check_zero(s, 4 + 2ull * nq, o_rest))
+        return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "artefacts PREVIEW: padding after the prefix lengths is not zero");
+    for (int r = 0; r < L->rows; r++) {
+        int rc = check_perm(op, "PREVIEW", s + o_order, idx16, r, L->K, seen, err, errlen);
+        if (rc) return rc;
+    }
+    return TN_ERR_OK;
+}
+
 static int validate_lut(const tn_op *op, const uint8_t *s, uint64_t size, const tn_af_layout *L, char *err,
                         size_t errlen) {
     const int R = L->rows, K = L->K;
@@ -213,11 +241,8 @@ int tn_af_validate(const tn_op *op, const uint8_t *p, size_t size, const tn_af_l
             if (have_preview++ || arg != 0 || !L->conv2d)
                 rc = tn_op_fail(err, errlen, op, TN_ERR_BAD_OP,
                                 "artefacts: PREVIEW section repeated, with argument %u, or on an op other than CONV_2D", arg);
-            else if (sz != (uint64_t)L->rows * L->K * (idx16 ? 2 : 1))
-                rc = tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "artefacts PREVIEW: %u bytes, expected %llu", sz,
-                                (unsigned long long)L->rows * L->K * (idx16 ? 2 : 1));
             else
-                for (int r = 0; r < L->rows && !rc; r++) rc = check_perm(op, "PREVIEW", s, idx16, r, L->K, seen, err, errlen);
+                rc = validate_preview(op, s, sz, L, idx16, seen, err, errlen);
             break;
         case TN_AF_LUT:
             if (arg < 1 || arg > 255 || lut_ids[arg]++)
@@ -248,9 +273,19 @@ void tn_af_parse(const uint8_t *p, tn_af_view *v) {
             v->nneg = v->npos + v->rows;
             v->sorted = p + off + 4ull * v->rows;
         } else if (kind == TN_AF_PREVIEW) {
-            v->preview = p + off;
+            const uint8_t *s = p + off;
+            v->pv_nq = rd16(s);
+            v->pv_plen = (const uint16_t *)(s + 4);
+            v->pv_rest = (const int32_t *)(s + pad4(4 + 2ull * v->pv_nq));
+            v->preview = (const uint8_t *)v->pv_rest + 4ull * v->rows * v->pv_nq;
         }
     }
+}
+
+int tn_af_preview_q(const tn_af_view *v, int P) {
+    for (int q = 0; q < v->pv_nq; q++)
+        if (v->pv_plen[q] == P) return q;
+    return -1;
 }
 
 int tn_af_lut_find(const tn_af_view *v, int id, tn_af_lut *out) {

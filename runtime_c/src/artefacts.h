@@ -23,9 +23,14 @@
  *       (by position). Each row is a permutation of 0..K-1. So a prune threshold tau keeps a prefix of
  *       each sign group (found by binary search), and accumulating positives then negatives makes every
  *       partial sum after the positives an upper bound of the final one when inputs are >= their zero point.
- *   kind 2 PREVIEW (arg 0; at most one; CONV_2D only): idx order[rows][K], each row a permutation of
- *       0..K-1, most important position first (|w| * E|x - zp| over calibration data, else |w|). The conv
- *       preview accumulates the first P positions of a row and scales the partial sum by K / P.
+ *   kind 2 PREVIEW (arg 0; at most one; CONV_2D only): the conv preview's orders and estimator tables.
+ *       u16 nq (1..64); u16 zero; u16 plen[nq] (strictly increasing, within 1..K); zero bytes to a multiple
+ *       of 4; i32 rest[rows][nq]; idx order[rows][K].
+ *       Row r's order is a permutation of 0..K-1, most important position first (|w| * E|x - zp| over
+ *       calibration data, else |w|). The preview accumulates the first P = plen[q] positions (P must be one
+ *       of the tabulated lengths) and estimates the full accumulator as bias + partial + rest[r][q], where
+ *       rest is the expected sum of the remaining positions plus a compile-time number of standard
+ *       deviations (calibration statistics of the inputs; 0 without them).
  *   kind 3 LUT (arg = configuration id, 1..255, unique; any number): one look-up-table configuration.
  *       sub-header, 16 bytes: u16 K_w (2..256); u16 K_a (2..256); u8 per_channel (0 or 1);
  *                             u8 wbits (4 when K_w <= 16, else 8); u16 zero; i32 in_zp (= the op's);
@@ -70,7 +75,10 @@ typedef struct tn_af_view {
     int rows, K, idx16;                  /* idx16: index arrays are u16 (K > 256) */
     const uint16_t *npos, *nneg;         /* SORTED, or NULL */
     const void *sorted;                  /* [rows][K] */
-    const void *preview;                 /* PREVIEW [rows][K], or NULL */
+    const void *preview;                 /* PREVIEW order [rows][K], or NULL */
+    int pv_nq;                           /* PREVIEW: tabulated prefix lengths and remainder estimates */
+    const uint16_t *pv_plen;
+    const int32_t *pv_rest;              /* [rows][nq] */
     const uint8_t *blob;
     int n_sections;
 } tn_af_view;
@@ -91,6 +99,8 @@ int tn_af_validate(const tn_op *op, const uint8_t *blob, size_t size, const tn_a
                    size_t errlen);
 /* Parses a blob validated at load; never fails on such a blob. */
 void tn_af_parse(const uint8_t *blob, tn_af_view *v);
+/* Index of prefix length P in the PREVIEW tables, or -1. */
+int tn_af_preview_q(const tn_af_view *v, int P);
 /* LUT configuration `id` of a parsed view: 1 and fills *out when present, else 0. */
 int tn_af_lut_find(const tn_af_view *v, int id, tn_af_lut *out);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "approx.h"
 
 static int validate(const tn_session *s, int op, const tn_layer_knobs *k, char *err, size_t errlen) {
     const tn_model *m = s->m;
@@ -42,7 +43,7 @@ static int validate(const tn_session *s, int op, const tn_layer_knobs *k, char *
         return tn_op_fail(err, errlen, o, TN_ERR_BAD_KNOB, "conv preview and sign-exact apply to CONV_2D only");
     if (k->prune_threshold < 0 || k->prune_threshold > 127 || k->weight_lsb_drop < 0 || k->weight_lsb_drop > 7)
         return tn_op_fail(err, errlen, o, TN_ERR_BAD_KNOB, "prune threshold %d or lsb drop %d out of range", k->prune_threshold, k->weight_lsb_drop);
-    return TN_ERR_OK;
+    return tn_approx_validate(m, o, k, err, errlen);
 }
 
 /* requantization multipliers of a conv op scaled by 1/(1-p): inverted dropout folded in at no run-time cost */

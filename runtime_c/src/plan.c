@@ -4,6 +4,7 @@
 #include <string.h>
 #include "arch.h"
 #include "internal.h"
+#include "approx.h"
 
 int tn_fail(char *err, size_t errlen, int code, const char *fmt, ...) {
     if (err && errlen) {
@@ -350,6 +351,7 @@ int tn_model_load(const void *data, size_t size, tn_model **out, char *err, size
             if (!kern) { rc = tn_op_fail(err, errlen, op, TN_ERR_UNSUPPORTED, "unknown opcode %d", op->opcode); goto fail; }
             rc = kern->prepare(m, op, err, errlen);
             if (rc) goto fail;
+            if ((rc = tn_approx_prepare(m, op, err, errlen))) goto fail;  /* knob artefacts, approx paths' scratch */
             if (op->scratch_bytes > m->scratch_bytes) m->scratch_bytes = op->scratch_bytes;
         }
     }
