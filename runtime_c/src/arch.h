@@ -58,21 +58,35 @@ void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, c
  * are real) read, for a reduction step k (a tap and a channel group), 4 bytes at X + koff[k] + 4 * p: 16
  * consecutive positions are one 64-byte load, and each output channel adds one dot product with its 4
  * weight bytes broadcast. The cost is proportional to the number of channels computed. Weights are packed
- * per block of 4 output channels: w[block][k][4 channels][4 bytes]. */
+ * in tiles of 16 output channels (the last one 4 * ceil(rest / 4) wide): tile t at w + t * kg * 64, laid out
+ * [k][width][4 bytes]. */
 typedef struct tn_px_packed {
-    int n, nb, kg;                                 /* channels, blocks of 4, reduction steps (taps * G) */
-    const int8_t *w;                               /* nb x kg x 16 */
-    const int32_t *bias, *mult, *lshift, *rshift;  /* nb * 4; bias: bias_folded - 128 * sum(w) */
+    int n, kg;                                     /* channels, reduction steps (taps * G) */
+    const int8_t *w;
+    const int32_t *bias, *mult, *lshift, *rshift;  /* 4 * ceil(n / 4); bias: bias_folded - 128 * sum(w) */
+    /* a subset of the layer's cout channels (drowsy) written in place: output block ob (16 channels) takes
+     * the computed channels xoff[ob] .. xoff[ob] + 15 shuffled by xctl[ob] where xmask[ob] has a bit, real zero
+     * elsewhere; NULL when the n channels are the layer's */
+    int cout;
+    const int32_t *xoff, *xmask;
+    const int8_t *xctl;
 } tn_px_packed;
 /* The outputs at wide positions p0 <= p < p0 + np whose column p % Wq is below ow, channels c < B->n, written
  * to Y + ((p / Wq - p0 / Wq) * ow + p % Wq) * ldy + c (Y: the output row of p0). X is the start of the planes;
  * it may be read up to 64 bytes past the last position. */
 typedef void (*tn_px_conv_fn)(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
                               const tn_px_packed *B, int32_t zp, int32_t lo, int32_t hi, int8_t *Y, int ldy);
-size_t tn_px_packed_bytes(int n, int kg);
-/* channels cols[0..n) (all when NULL) of W [N][kh][kw][Cin] */
-void tn_px_pack(int n, int kh, int kw, int cin, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
-                const int32_t *mult, const int32_t *shift, void *mem, tn_px_packed *out);
+/* n pixels at src + i * sstride (cin int8 channels each) into the planes: dst[g * plane + 4 * i + b] =
+ * src[i * sstride + 4 * g + b] ^ 0x80 where 4 * g + b < cin */
+typedef void (*tn_px_fill_fn)(int n, const int8_t *src, int64_t sstride, int cin, uint8_t *dst, int64_t plane);
+/* the largest layer (output channels) whose subsets px_conv expands in place */
+#define TN_PX_MAX_EXPAND 256
+/* channels in tile t of n: 16, or 4 * ceil(rest / 4) for the last one */
+#define TN_PX_WIDTH(n, t) ((n) - 16 * (t) >= 16 ? 16 : ((n) - 16 * (t) + 3) / 4 * 4)
+size_t tn_px_packed_bytes(int n, int kg, int cout);
+/* channels cols[0..n) (ascending; all when NULL) of W [cout][kh][kw][Cin] */
+void tn_px_pack(int n, int cout, int kh, int kw, int cin, const int8_t *W, const int32_t *cols,
+                const int32_t *bias_folded, const int32_t *mult, const int32_t *shift, void *mem, tn_px_packed *out);
 
 typedef struct tn_arch_table {
     const char *name;
@@ -86,6 +100,7 @@ typedef struct tn_arch_table {
     /* optional (NULL: the op takes its portable path) */
     tn_dw_row_fn dw_row;
     tn_px_conv_fn px_conv;
+    tn_px_fill_fn px_fill;  /* with px_conv */
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -116,5 +131,5 @@ TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL}
 #endif

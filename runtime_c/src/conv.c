@@ -16,6 +16,13 @@ typedef struct {
     int q8;           /* weights packed for the packed GEMM (the CPU has one) */
     tn_q8_packed packed;
     size_t q8_cols_bytes, q8_sub_bytes, q8_tmp_bytes;
+    /* the implicit GEMM with positions in lanes (arch.h: tn_px_packed), where the CPU has it */
+    int px;           /* prepared */
+    int px_dense;     /* chosen for the layer with every channel computed */
+    int px_G, px_Hq, px_Wq, px_npos;   /* channel groups, plane rows and columns, wide positions */
+    const int64_t *px_koff;            /* per reduction step: byte offset in the planes */
+    tn_px_packed px_packed;
+    size_t px_x_bytes, px_tmp_bytes;
 } conv_prep;
 
 static int check_rank_tensor(const tn_model *m, const tn_op *op, int slot, int64_t n, char *err, size_t errlen) {
@@ -39,6 +46,49 @@ int tn_conv_rank_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom 
     return rc;
 }
 
+static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+
+/* Whether the positions-in-lanes kernel is expected to beat the channels-in-lanes GEMM for nk computed
+ * channels. TUNABLE_CONV=px or q8 forces one (for measurements). */
+static int px_choose(const tn_conv_geom *g, const conv_prep *pp, int nk) {
+    const char *env = getenv("TUNABLE_CONV");
+    if (env && !strcmp(env, "px")) return 1;
+    if (env && !strcmp(env, "q8")) return 0;
+    (void)g; (void)pp; (void)nk;
+    return 1;
+}
+
+/* Geometry and packing of the positions-in-lanes path into mem (the offsets, then the weights). The padded
+ * extent the outputs read is (o - 1) * s + (k - 1) * d + 1 rows (columns) from the top (left) pad, split
+ * into s phases of Hq rows (Wq columns). */
+static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g, conv_prep *pp, uint8_t *mem) {
+    const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G;
+    const int hp = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1, wp = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    const int Hq = (hp + g->sh - 1) / g->sh, Wq = (wp + g->sw - 1) / g->sw;
+    const int64_t plane = (int64_t)Hq * Wq * 4;
+    int64_t *koff = (int64_t *)mem;
+    for (int ky = 0; ky < g->kh; ky++)
+        for (int kx = 0; kx < g->kw; kx++)
+            for (int gi = 0; gi < G; gi++) {
+                const int ph = ((ky * g->dh) % g->sh) * g->sw + (kx * g->dw) % g->sw;
+                koff[(ky * g->kw + kx) * G + gi] =
+                    ((int64_t)ph * G + gi) * plane + ((int64_t)((ky * g->dh) / g->sh) * Wq + (kx * g->dw) / g->sw) * 4;
+            }
+    void *pw = (void *)(((uintptr_t)(mem + a64((size_t)kg * 8)) + 63) & ~(uintptr_t)63);
+    tn_px_pack(g->cout, g->cout, g->kh, g->kw, g->cin, (const int8_t *)tn_const_in(m, op, 1), NULL,
+               (const int32_t *)tn_const_in(m, op, 5), (const int32_t *)tn_const_in(m, op, 3),
+               (const int32_t *)tn_const_in(m, op, 4), pw, &pp->px_packed);
+    pp->px = 1;
+    pp->px_G = G;
+    pp->px_Hq = Hq;
+    pp->px_Wq = Wq;
+    pp->px_npos = (g->oh - 1) * Wq + g->ow;
+    pp->px_koff = koff;
+    pp->px_x_bytes = a64((size_t)g->sh * g->sw * G * plane + 128);
+    pp->px_tmp_bytes = a64((size_t)g->oh * g->ow * g->cout + 64);
+    pp->px_dense = px_choose(g, pp, g->cout);
+}
+
 static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     tn_conv_geom g;
     int rc = tn_conv_geom_prepare(m, op, 0, &g, err, errlen);
@@ -57,13 +107,17 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     /* channel list (int32) and per-channel "weights used" flags follow the accumulators */
     op->scratch_bytes = pp->im2col_bytes + pp->acc_bytes + (size_t)g.cout * 4 + (size_t)g.cout + 64;
     if (tn_arch_has_q8() && g.w_zp == 0) {
-        /* packed once, here; a drowsy channel subset is packed into scratch per inference */
+        /* packed once, here; a drowsy channel subset is packed into scratch per inference. The positions-in-
+         * lanes packing and its offsets follow in the same block. */
         const size_t pb = tn_q8_packed_bytes(g.cout, K);
-        conv_prep *grown = (conv_prep *)realloc(pp, sizeof *pp + 64 + pb);
+        const int G = (g.cin + 3) / 4, kg = g.kh * g.kw * G;
+        const size_t pxb = (((size_t)kg * 8 + 63) / 64) * 64 + tn_px_packed_bytes(g.cout, kg, g.cout) + 64;
+        conv_prep *grown = (conv_prep *)realloc(pp, sizeof *pp + 64 + pb + pxb);
         if (!grown) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory packing weights");
         pp = grown;
         op->prepared = pp;
         void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
+        px_prepare(m, op, &g, pp, (uint8_t *)mem + pb);
         tn_q8_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
                    (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed);
         pp->q8 = 1;
@@ -75,6 +129,8 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
         const size_t q8_scratch = pp->q8_cols_bytes + pp->q8_sub_bytes + pp->q8_tmp_bytes +
                                   (((size_t)g.cout * 5 + 63) / 64) * 64 + (size_t)g.h * g.w * g.cin + 64;
         if (q8_scratch > op->scratch_bytes) op->scratch_bytes = q8_scratch;
+        const size_t px_scratch = pp->px_x_bytes + pp->px_tmp_bytes + (((size_t)g.cout * 5 + 63) / 64) * 64 + 64;
+        if (px_scratch > op->scratch_bytes) op->scratch_bytes = px_scratch;
     }
     op->analytic_macs = (uint64_t)g.n * g.oh * g.ow * g.cout * K;
     return TN_ERR_OK;
@@ -208,10 +264,8 @@ static void im2col_u8(const tn_conv_geom *g, const uint8_t *xu, int oy0, int row
 
 /* Per-session state of a conv op under channel or row drowsy on the packed path: the kept channels of each
  * unit (the whole layer, or each output row) packed once when knobs or seed change, not per inference. */
-typedef struct { int nk; const int32_t *keep; tn_q8_packed pk; } conv_subset;
-typedef struct { int gran, n_sub; conv_subset sub[]; } conv_state;
-
-static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+typedef struct { int nk; const int32_t *keep; tn_q8_packed pk; tn_px_packed xk; } conv_subset;
+typedef struct { int gran, n_sub, px; conv_subset sub[]; } conv_state;
 
 static int conv_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
@@ -222,29 +276,37 @@ static int conv_knobs_changed(tn_session *s, int op) {
     s->op_state[op] = NULL;
     tn_conv_geom g;
     tn_conv_geom_get(m, o, &g);
-    if (!pp->q8 || !tn_drowsy_active(kn) || kn->drowsy_granularity == TN_GRAN_ELEMENT || g.n != 1) return TN_ERR_OK;
+    if (!pp->q8 || !tn_drowsy_active(kn) || g.n != 1) return TN_ERR_OK;
+    const int gran = kn->drowsy_granularity;
+    /* element granularity runs the dense positions-in-lanes kernel: state only for rescaled multipliers */
+    if (gran == TN_GRAN_ELEMENT && (!pp->px || !s->rq_mult[op])) return TN_ERR_OK;
+    const int use_px = pp->px;
     const int K = g.kh * g.kw * g.cin;
-    const int n_sub = kn->drowsy_granularity == TN_GRAN_ROW ? g.oh : 1;
-    const size_t per = a64((size_t)g.cout * 4) + 64 + tn_q8_packed_bytes(g.cout, K);
+    const int n_sub = gran == TN_GRAN_ROW ? g.oh : 1;
+    const size_t pbytes = use_px ? tn_px_packed_bytes(g.cout, pp->px_packed.kg, g.cout) : tn_q8_packed_bytes(g.cout, K);
+    const size_t per = a64((size_t)g.cout * 4) + 64 + pbytes;
     const size_t head = a64(sizeof(conv_state) + (size_t)n_sub * sizeof(conv_subset));
     uint8_t *mem = (uint8_t *)malloc(head + (size_t)n_sub * per + 64);
     if (!mem) return TN_ERR_NO_MEMORY;
     conv_state *st = (conv_state *)mem;
-    st->gran = kn->drowsy_granularity;
+    st->gran = gran;
     st->n_sub = n_sub;
+    st->px = use_px;
     const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
     const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
     const int32_t *mult = s->rq_mult[op] ? s->rq_mult[op] : (const int32_t *)tn_const_in(m, o, 3);
     const int32_t *shift = s->rq_shift[op] ? s->rq_shift[op] : (const int32_t *)tn_const_in(m, o, 4);
+    const int8_t *w = (const int8_t *)tn_const_in(m, o, 1);
+    const int32_t *bias_folded = (const int32_t *)tn_const_in(m, o, 5);
     uint8_t *p = (uint8_t *)(((uintptr_t)mem + head + 63) & ~(uintptr_t)63);
     for (int r = 0; r < n_sub; r++, p += per) {
         int32_t *keep = (int32_t *)p;
         int nk = 0;
         for (int oc = 0; oc < g.cout; oc++) {
-            int drop;
-            if (st->gran == TN_GRAN_CHANNEL)
+            int drop = 0;
+            if (gran == TN_GRAN_CHANNEL)
                 drop = tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)oc, rank_c);
-            else
+            else if (gran == TN_GRAN_ROW)
                 drop = kn->drowsy_select ? rank_r[(int64_t)r * g.cout + oc] < kn->drowsy_drop_count
                                          : tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)r * g.cout + oc, NULL);
             if (!drop) keep[nk++] = oc;
@@ -252,8 +314,10 @@ static int conv_knobs_changed(tn_session *s, int op) {
         st->sub[r].nk = nk;
         st->sub[r].keep = keep;
         void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4)) + 63) & ~(uintptr_t)63);
-        tn_q8_pack(nk, K, (const int8_t *)tn_const_in(m, o, 1), keep, (const int32_t *)tn_const_in(m, o, 5), mult,
-                   shift, pm, &st->sub[r].pk);
+        if (use_px)
+            tn_px_pack(nk, g.cout, g.kh, g.kw, g.cin, w, keep, bias_folded, mult, shift, pm, &st->sub[r].xk);
+        else
+            tn_q8_pack(nk, K, w, keep, bias_folded, mult, shift, pm, &st->sub[r].pk);
     }
     s->op_state[op] = st;
     return TN_ERR_OK;
@@ -299,6 +363,7 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     uint64_t computed = 0, skipped = 0, used_ch = 0;
     int nk = g->cout;
     const conv_state *st = (const conv_state *)c->state;
+    if (st && st->px) st = NULL;  /* packed for the other path */
     if (st && st->gran == TN_GRAN_CHANNEL) {
         nk = st->sub[0].nk;
         keep = st->sub[0].keep;
@@ -373,12 +438,151 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     return TN_ERR_OK;
 }
 
+/* The input of one image as the positions-in-lanes planes (arch.h): uint8, the zero point in the border.
+ * Input row by row and column phase by phase, so that each phase's columns are consecutive plane entries. */
+static void px_build(const tn_conv_geom *g, const conv_prep *pp, const int8_t *xb, uint8_t *X) {
+    const uint8_t pad = (uint8_t)((int8_t)g->in_zp ^ 0x80);
+    const int G = pp->px_G, Hq = pp->px_Hq, Wq = pp->px_Wq, cin = g->cin, sw = g->sw;
+    const size_t plane = (size_t)Hq * Wq * 4;
+    memset(X, pad, (size_t)g->sh * sw * G * plane + 64);
+    for (int iy = 0; iy < g->h; iy++) {
+        const int py = iy + g->pt;
+        if (py >= Hq * g->sh) break;
+        const int phy = py % g->sh, qy = py / g->sh;
+        const int8_t *row = xb + (int64_t)iy * g->w * cin;
+        for (int ph = 0; ph < sw; ph++) {
+            const int ix0 = ((ph - g->pl) % sw + sw) % sw, qx = (ix0 + g->pl) / sw;
+            if (ix0 >= g->w || qx >= Wq) continue;
+            const int cnt = TN_MIN((g->w - ix0 + sw - 1) / sw, Wq - qx);
+            uint8_t *d = X + ((size_t)(phy * sw + ph) * G * Hq + qy) * Wq * 4 + (size_t)qx * 4;
+            tn_arch->px_fill(cnt, row + (int64_t)ix0 * cin, (int64_t)sw * cin, cin, d, (int64_t)plane);
+        }
+    }
+}
+
+/* drowsy element granularity after a dense computation: the dropped outputs become real zero */
+static uint64_t mask_elements(tn_ctx *c, const tn_conv_geom *g, int b, int8_t *yb, uint8_t *used) {
+    const tn_layer_knobs *kn = c->knobs;
+    const uint32_t layer = (uint32_t)c->op->index;
+    const int8_t zero_out = dropped_value(g);
+    uint64_t skipped = 0;
+    for (int oy = 0; oy < g->oh; oy++)
+        for (int ox = 0; ox < g->ow; ox++) {
+            int8_t *yp = yb + ((int64_t)oy * g->ow + ox) * g->cout;
+            const uint64_t u0 = (((uint64_t)b * g->oh + oy) * g->ow + ox) * g->cout;
+            for (int oc = 0; oc < g->cout; oc++) {
+                const int drop = tn_drowsy_drop(kn, c->s->seed, layer, u0 + oc, NULL);
+                yp[oc] = drop ? zero_out : yp[oc];
+                used[oc] |= (uint8_t)!drop;
+                skipped += (uint64_t)drop;
+            }
+        }
+    return skipped;
+}
+
+/* The positions-in-lanes path: dense, element drowsy (dense, then masked), channel and row drowsy (the
+ * session's subsets). Returns TN_ERR_UNSUPPORTED where the knobs need state the session lacks. */
+static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
+    const tn_layer_knobs *kn = c->knobs;
+    const int drowsy = tn_drowsy_active(kn), gran = kn->drowsy_granularity;
+    const conv_state *st = (const conv_state *)c->state;
+    if (st && !st->px) return TN_ERR_UNSUPPORTED;
+    if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
+    const int8_t *x = (const int8_t *)tn_in(c, 0);
+    int8_t *y = (int8_t *)tn_out(c, 0);
+    uint8_t *X = (uint8_t *)c->scratch;
+    int8_t *tmp = (int8_t *)(X + pp->px_x_bytes);
+    uint8_t *used = (uint8_t *)tmp + pp->px_tmp_bytes;
+    const int C = g->cout, Wq = pp->px_Wq, K = g->kh * g->kw * g->cin;
+    const int8_t zero_out = dropped_value(g);
+    uint64_t computed = 0, skipped = 0;
+    memset(used, 0, (size_t)C);
+    for (int b = 0; b < g->n; b++) {
+        const int8_t *xb = x + (int64_t)b * g->h * g->w * g->cin;
+        int8_t *yb = y + (int64_t)b * g->oh * g->ow * C;
+        px_build(g, pp, xb, X);
+        if (drowsy && gran == TN_GRAN_ROW) {
+            for (int oy = 0; oy < g->oh; oy++) {
+                const conv_subset *sub = &st->sub[oy];
+                const int nk = sub->nk;
+                int8_t *yr = yb + (int64_t)oy * g->ow * C;
+                skipped += (uint64_t)g->ow * (C - nk);
+                if (!nk) {
+                    memset(yr, zero_out, (size_t)g->ow * C);
+                    continue;
+                }
+                if (sub->xk.xoff) {  /* expanded in place by the kernel */
+                    tn_arch->px_conv(oy * Wq, g->ow, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min,
+                                     g->act_max, yr, C);
+                } else {
+                    tn_arch->px_conv(oy * Wq, g->ow, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min,
+                                     g->act_max, tmp, nk);
+                    expand_rows(g->ow, nk, tmp, sub->keep, C, zero_out, yr);
+                }
+                for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
+                computed += (uint64_t)g->ow * nk;
+            }
+            continue;
+        }
+        if (drowsy && gran == TN_GRAN_CHANNEL) {
+            const conv_subset *sub = &st->sub[0];
+            const int nk = sub->nk;
+            skipped += (uint64_t)g->oh * g->ow * (C - nk);
+            if (!nk) {
+                memset(yb, zero_out, (size_t)g->oh * g->ow * C);
+                continue;
+            }
+            if (sub->xk.xoff) {
+                tn_arch->px_conv(0, pp->px_npos, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max,
+                                 yb, C);
+            } else {
+                tn_arch->px_conv(0, pp->px_npos, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max,
+                                 tmp, nk);
+                expand_rows(g->oh * g->ow, nk, tmp, sub->keep, C, zero_out, yb);
+            }
+            for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
+            computed += (uint64_t)g->oh * g->ow * nk;
+            continue;
+        }
+        const tn_px_packed *B = st ? &st->sub[0].xk : &pp->px_packed;
+        tn_arch->px_conv(0, pp->px_npos, Wq, g->ow, X, pp->px_koff, B, g->out_zp, g->act_min, g->act_max, yb, C);
+        computed += (uint64_t)g->oh * g->ow * C;
+        if (drowsy) {
+            const uint64_t sk = mask_elements(c, g, b, yb, used);
+            skipped += sk;
+            computed -= sk;
+        } else {
+            memset(used, 1, (size_t)C);
+        }
+    }
+    uint64_t used_ch = 0;
+    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
+    tn_counters *k = c->ctr;
+    k->macs = computed * (uint64_t)K;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = skipped;
+    k->weight_bytes = used_ch * (uint64_t)K;
+    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
+    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
+    return TN_ERR_OK;
+}
+
 static int conv_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     if (tn_approx_knobs_active(c->knobs)) return tn_conv_eval_approx(c, &g);
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
+    if (pp->px && tn_arch->px_conv) {
+        const conv_state *st = (const conv_state *)c->state;
+        const int drowsy = tn_drowsy_active(c->knobs);
+        if ((st && st->px) || (drowsy && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT) || (!drowsy && pp->px_dense)) {
+            const int rc = conv_eval_px(c, &g, pp);
+            if (rc != TN_ERR_UNSUPPORTED) return rc;
+        }
+    }
     if (pp->q8 && tn_arch->q8_gemm && !(tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT))
         return conv_eval_q8(c, &g, pp);
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);

@@ -8,15 +8,19 @@
 static const tn_arch_table table_generic = TN_VARIANT_TABLE("generic", generic);
 static const tn_arch_table table_reference = {"reference", 1, tn_gemm_generic, tn_dot_generic,
                                               tn_dw_accum_generic, tn_requant_row_generic, NULL, tn_add_generic,
-                                              NULL, NULL};
+                                              NULL, NULL, NULL};
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TN_X86 1
 static const tn_arch_table table_avx2 = TN_VARIANT_TABLE("avx2", avx2);
 void tn_q8_gemm_avx512vnni(int M, const uint8_t *A, int lda, const tn_q8_packed *B, int32_t zp, int32_t lo,
                            int32_t hi, int8_t *Y, int ldy);
+void tn_px_conv_avx512vnni(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
+                           const tn_px_packed *B, int32_t zp, int32_t lo, int32_t hi, int8_t *Y, int ldy);
+void tn_px_fill_avx512vnni(int n, const int8_t *src, int64_t sstride, int cin, uint8_t *dst, int64_t plane);
 static const tn_arch_table table_avx512 = {"avx512vnni", 0, tn_gemm_avx512vnni, tn_dot_avx512vnni,
                                            tn_dw_accum_avx512vnni, tn_requant_row_avx512vnni, tn_q8_gemm_avx512vnni,
-                                           tn_add_avx512vnni, tn_dw_row_avx512vnni, NULL};
+                                           tn_add_avx512vnni, tn_dw_row_avx512vnni, tn_px_conv_avx512vnni,
+                                           tn_px_fill_avx512vnni};
 #endif
 
 /* ---- ARM (AArch64, ARMv7 with NEON) ---- */
@@ -25,7 +29,7 @@ static const tn_arch_table table_avx512 = {"avx512vnni", 0, tn_gemm_avx512vnni, 
 /* NEON is part of every AArch64 CPU, and an ARMv7 build with -mfpu=neon* already requires it */
 TN_DECLARE_VARIANT(neon)
 static const tn_arch_table table_neon = {"neon", 0, tn_gemm_neon, tn_dot_neon, tn_dw_accum_neon, tn_requant_row_neon,
-                                         NULL, tn_add_generic, tn_dw_row_generic, NULL};
+                                         NULL, tn_add_generic, tn_dw_row_generic, NULL, NULL};
 #if defined(__aarch64__) && defined(__linux__)
 #define TN_ARM_DOTPROD 1
 #include <sys/auxv.h>
@@ -36,7 +40,7 @@ TN_DECLARE_VARIANT(neon_dotprod)
 /* sdot helps the GEMM and the dot product only; depthwise and requantization stay on the NEON kernels */
 static const tn_arch_table table_neon_dotprod = {"neon-dotprod", 0, tn_gemm_neon_dotprod, tn_dot_neon_dotprod,
                                                  tn_dw_accum_neon, tn_requant_row_neon, NULL, tn_add_generic,
-                                                 tn_dw_row_generic, NULL};
+                                                 tn_dw_row_generic, NULL, NULL};
 /* the kernel reports sdot (Cortex-A55/A76 and later: Pi 5; not the A53/A72 of Pi 3/4) */
 static int has_asimddp(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
 #endif

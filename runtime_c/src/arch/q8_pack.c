@@ -74,3 +74,60 @@ void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, c
     out->C = n; out->P = P; out->taps = taps;
     out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
 }
+
+size_t tn_px_packed_bytes(int n, int kg, int cout) {
+    const size_t n4 = (size_t)(n + 3) / 4 * 4, nob = (size_t)(cout + 15) / 16;
+    return a64(n4 * kg * 4) + 4 * a64(n4 * 4) + 2 * a64(nob * 4) + a64(nob * 16);
+}
+
+void tn_px_pack(int n, int cout, int kh, int kw, int cin, const int8_t *W, const int32_t *cols,
+                const int32_t *bias_folded, const int32_t *mult, const int32_t *shift, void *mem, tn_px_packed *out) {
+    const int G = (cin + 3) / 4, kg = kh * kw * G, n4 = (n + 3) / 4 * 4, K = kh * kw * cin;
+    int8_t *w = (int8_t *)mem;
+    int32_t *bias = (int32_t *)((uint8_t *)mem + a64((size_t)n4 * kg * 4));
+    int32_t *m = bias + a64((size_t)n4 * 4) / 4;
+    int32_t *ls = m + a64((size_t)n4 * 4) / 4;
+    int32_t *rs = ls + a64((size_t)n4 * 4) / 4;
+    memset(w, 0, (size_t)n4 * kg * 4);
+    for (int j = 0; j < n4; j++) {
+        if (j >= n) { bias[j] = 0; m[j] = 0; ls[j] = 0; rs[j] = 0; continue; }
+        const int c = cols ? cols[j] : j;
+        const int tile = j / 16, width = TN_PX_WIDTH(n, tile);
+        int8_t *dst = w + (int64_t)tile * kg * 64 + (j % 16) * 4;
+        const int8_t *src = W + (int64_t)c * K;
+        int32_t sum = 0;
+        for (int t = 0; t < kh * kw; t++)
+            for (int i = 0; i < cin; i++) {
+                const int k = t * G + i / 4;
+                dst[(int64_t)k * width * 4 + (i % 4)] = src[t * cin + i];
+                sum += src[t * cin + i];
+            }
+        bias[j] = bias_folded[c] - 128 * sum;
+        m[j] = mult[c];
+        ls[j] = shift[c] > 0 ? shift[c] : 0;
+        rs[j] = shift[c] > 0 ? 0 : -shift[c];
+    }
+    out->n = n; out->kg = kg;
+    out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
+    out->cout = cout;
+    out->xoff = out->xmask = NULL;
+    out->xctl = NULL;
+    if (!cols || n == cout || cout > TN_PX_MAX_EXPAND) return;
+    /* the expansion map: computed channels j in [xoff, xoff + 16) that belong to output block ob */
+    const int nob = (cout + 15) / 16;
+    int32_t *xoff = rs + a64((size_t)n4 * 4) / 4;
+    int32_t *xmask = xoff + a64((size_t)nob * 4) / 4;
+    int8_t *xctl = (int8_t *)(xmask + a64((size_t)nob * 4) / 4);
+    int j = 0;
+    for (int ob = 0; ob < nob; ob++) {
+        while (j < n && cols[j] < 16 * ob) j++;
+        xoff[ob] = j < n ? j : 0;
+        xmask[ob] = 0;
+        memset(xctl + 16 * ob, 0x80, 16);
+        for (int k = j; k < n && cols[k] < 16 * ob + 16; k++) {
+            xctl[16 * ob + cols[k] - 16 * ob] = (int8_t)(k - j);
+            xmask[ob] |= 1 << (cols[k] - 16 * ob);
+        }
+    }
+    out->xoff = xoff; out->xmask = xmask; out->xctl = xctl;
+}

@@ -221,3 +221,374 @@ void tn_q8_gemm_avx512vnni(int M, const uint8_t *A, int lda, const tn_q8_packed 
     }
 }
 #endif
+
+/* ---- implicit-GEMM conv with output positions in lanes (arch.h: tn_px_packed) ---- */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* accumulators of 16 positions x 4*NBT channels: per reduction step one 64-byte load of the positions' input
+ * bytes and one vpdpbusd per channel with its 4 weight bytes broadcast */
+/* requantization of 16 lanes of one channel (requant.h, scalar parameters) plus the zero point, saturated to
+ * int8; the activation clamp follows on bytes */
+static inline __m128i rq_ch(__m512i acc, int32_t bias, int32_t ls, int32_t mult, int32_t rs, __m512i zp) {
+    __m512i x = _mm512_add_epi32(acc, _mm512_set1_epi32(bias));
+    if (ls) x = _mm512_sll_epi32(x, _mm_cvtsi32_si128(ls));
+    const __m512i m = _mm512_set1_epi32(mult), n30 = _mm512_set1_epi64(1ll << 30);
+    const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(x, m), n30);
+    const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), m), n30);
+    /* bits 31..62 of each 64-bit product: the low dword of the even lanes, the high one of the odd lanes */
+    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31), _mm512_slli_epi64(po, 1));
+    const int32_t mask = (int32_t)((1ll << rs) - 1);
+    __m512i r = _mm512_sra_epi32(high, _mm_cvtsi32_si128(rs));
+    const __m512i rem = _mm512_and_si512(high, _mm512_set1_epi32(mask));
+    const __m512i thr = _mm512_add_epi32(_mm512_set1_epi32(mask >> 1), _mm512_srli_epi32(high, 31));
+    r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, _mm512_set1_epi32(1));
+    return _mm512_cvtsepi32_epi8(_mm512_add_epi32(r, zp));
+}
+
+/* accumulators of 16 positions x n channels (named, so that they stay in registers): per reduction step one
+ * 64-byte load of the positions' input bytes and one vpdpbusd per channel with its 4 weight bytes broadcast;
+ * px_acc2_n: two chunks of 16 positions share each broadcast (tiles of up to 12 channels) */
+static inline void px_acc_16(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *out) {
+    __m512i a0 = _mm512_setzero_si512(); __m512i a1 = _mm512_setzero_si512(); __m512i a2 = _mm512_setzero_si512(); __m512i a3 = _mm512_setzero_si512(); __m512i a4 = _mm512_setzero_si512(); __m512i a5 = _mm512_setzero_si512(); __m512i a6 = _mm512_setzero_si512(); __m512i a7 = _mm512_setzero_si512(); __m512i a8 = _mm512_setzero_si512(); __m512i a9 = _mm512_setzero_si512(); __m512i a10 = _mm512_setzero_si512(); __m512i a11 = _mm512_setzero_si512(); __m512i a12 = _mm512_setzero_si512(); __m512i a13 = _mm512_setzero_si512(); __m512i a14 = _mm512_setzero_si512(); __m512i a15 = _mm512_setzero_si512();
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 64);
+        a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32(wk[0]));
+        a1 = _mm512_dpbusd_epi32(a1, x, _mm512_set1_epi32(wk[1]));
+        a2 = _mm512_dpbusd_epi32(a2, x, _mm512_set1_epi32(wk[2]));
+        a3 = _mm512_dpbusd_epi32(a3, x, _mm512_set1_epi32(wk[3]));
+        a4 = _mm512_dpbusd_epi32(a4, x, _mm512_set1_epi32(wk[4]));
+        a5 = _mm512_dpbusd_epi32(a5, x, _mm512_set1_epi32(wk[5]));
+        a6 = _mm512_dpbusd_epi32(a6, x, _mm512_set1_epi32(wk[6]));
+        a7 = _mm512_dpbusd_epi32(a7, x, _mm512_set1_epi32(wk[7]));
+        a8 = _mm512_dpbusd_epi32(a8, x, _mm512_set1_epi32(wk[8]));
+        a9 = _mm512_dpbusd_epi32(a9, x, _mm512_set1_epi32(wk[9]));
+        a10 = _mm512_dpbusd_epi32(a10, x, _mm512_set1_epi32(wk[10]));
+        a11 = _mm512_dpbusd_epi32(a11, x, _mm512_set1_epi32(wk[11]));
+        a12 = _mm512_dpbusd_epi32(a12, x, _mm512_set1_epi32(wk[12]));
+        a13 = _mm512_dpbusd_epi32(a13, x, _mm512_set1_epi32(wk[13]));
+        a14 = _mm512_dpbusd_epi32(a14, x, _mm512_set1_epi32(wk[14]));
+        a15 = _mm512_dpbusd_epi32(a15, x, _mm512_set1_epi32(wk[15]));
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7; out[8] = a8; out[9] = a9; out[10] = a10; out[11] = a11; out[12] = a12; out[13] = a13; out[14] = a14; out[15] = a15;
+}
+static inline void px_acc_12(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *out) {
+    __m512i a0 = _mm512_setzero_si512(); __m512i a1 = _mm512_setzero_si512(); __m512i a2 = _mm512_setzero_si512(); __m512i a3 = _mm512_setzero_si512(); __m512i a4 = _mm512_setzero_si512(); __m512i a5 = _mm512_setzero_si512(); __m512i a6 = _mm512_setzero_si512(); __m512i a7 = _mm512_setzero_si512(); __m512i a8 = _mm512_setzero_si512(); __m512i a9 = _mm512_setzero_si512(); __m512i a10 = _mm512_setzero_si512(); __m512i a11 = _mm512_setzero_si512();
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 48);
+        a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32(wk[0]));
+        a1 = _mm512_dpbusd_epi32(a1, x, _mm512_set1_epi32(wk[1]));
+        a2 = _mm512_dpbusd_epi32(a2, x, _mm512_set1_epi32(wk[2]));
+        a3 = _mm512_dpbusd_epi32(a3, x, _mm512_set1_epi32(wk[3]));
+        a4 = _mm512_dpbusd_epi32(a4, x, _mm512_set1_epi32(wk[4]));
+        a5 = _mm512_dpbusd_epi32(a5, x, _mm512_set1_epi32(wk[5]));
+        a6 = _mm512_dpbusd_epi32(a6, x, _mm512_set1_epi32(wk[6]));
+        a7 = _mm512_dpbusd_epi32(a7, x, _mm512_set1_epi32(wk[7]));
+        a8 = _mm512_dpbusd_epi32(a8, x, _mm512_set1_epi32(wk[8]));
+        a9 = _mm512_dpbusd_epi32(a9, x, _mm512_set1_epi32(wk[9]));
+        a10 = _mm512_dpbusd_epi32(a10, x, _mm512_set1_epi32(wk[10]));
+        a11 = _mm512_dpbusd_epi32(a11, x, _mm512_set1_epi32(wk[11]));
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7; out[8] = a8; out[9] = a9; out[10] = a10; out[11] = a11;
+}
+static inline void px_acc_8(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *out) {
+    __m512i a0 = _mm512_setzero_si512(); __m512i a1 = _mm512_setzero_si512(); __m512i a2 = _mm512_setzero_si512(); __m512i a3 = _mm512_setzero_si512(); __m512i a4 = _mm512_setzero_si512(); __m512i a5 = _mm512_setzero_si512(); __m512i a6 = _mm512_setzero_si512(); __m512i a7 = _mm512_setzero_si512();
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 32);
+        a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32(wk[0]));
+        a1 = _mm512_dpbusd_epi32(a1, x, _mm512_set1_epi32(wk[1]));
+        a2 = _mm512_dpbusd_epi32(a2, x, _mm512_set1_epi32(wk[2]));
+        a3 = _mm512_dpbusd_epi32(a3, x, _mm512_set1_epi32(wk[3]));
+        a4 = _mm512_dpbusd_epi32(a4, x, _mm512_set1_epi32(wk[4]));
+        a5 = _mm512_dpbusd_epi32(a5, x, _mm512_set1_epi32(wk[5]));
+        a6 = _mm512_dpbusd_epi32(a6, x, _mm512_set1_epi32(wk[6]));
+        a7 = _mm512_dpbusd_epi32(a7, x, _mm512_set1_epi32(wk[7]));
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3; out[4] = a4; out[5] = a5; out[6] = a6; out[7] = a7;
+}
+static inline void px_acc_4(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *out) {
+    __m512i a0 = _mm512_setzero_si512(); __m512i a1 = _mm512_setzero_si512(); __m512i a2 = _mm512_setzero_si512(); __m512i a3 = _mm512_setzero_si512();
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 16);
+        a0 = _mm512_dpbusd_epi32(a0, x, _mm512_set1_epi32(wk[0]));
+        a1 = _mm512_dpbusd_epi32(a1, x, _mm512_set1_epi32(wk[1]));
+        a2 = _mm512_dpbusd_epi32(a2, x, _mm512_set1_epi32(wk[2]));
+        a3 = _mm512_dpbusd_epi32(a3, x, _mm512_set1_epi32(wk[3]));
+    }
+    out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
+}
+static inline void px_acc2_12(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *o0, __m512i *o1) {
+    __m512i a0 = _mm512_setzero_si512(), b0 = a0; __m512i a1 = _mm512_setzero_si512(), b1 = a1; __m512i a2 = _mm512_setzero_si512(), b2 = a2; __m512i a3 = _mm512_setzero_si512(), b3 = a3; __m512i a4 = _mm512_setzero_si512(), b4 = a4; __m512i a5 = _mm512_setzero_si512(), b5 = a5; __m512i a6 = _mm512_setzero_si512(), b6 = a6; __m512i a7 = _mm512_setzero_si512(), b7 = a7; __m512i a8 = _mm512_setzero_si512(), b8 = a8; __m512i a9 = _mm512_setzero_si512(), b9 = a9; __m512i a10 = _mm512_setzero_si512(), b10 = a10; __m512i a11 = _mm512_setzero_si512(), b11 = a11;
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]), y = _mm512_loadu_si512(A + koff[k] + 64);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 48);
+        { const __m512i v = _mm512_set1_epi32(wk[0]); a0 = _mm512_dpbusd_epi32(a0, x, v); b0 = _mm512_dpbusd_epi32(b0, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[1]); a1 = _mm512_dpbusd_epi32(a1, x, v); b1 = _mm512_dpbusd_epi32(b1, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[2]); a2 = _mm512_dpbusd_epi32(a2, x, v); b2 = _mm512_dpbusd_epi32(b2, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[3]); a3 = _mm512_dpbusd_epi32(a3, x, v); b3 = _mm512_dpbusd_epi32(b3, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[4]); a4 = _mm512_dpbusd_epi32(a4, x, v); b4 = _mm512_dpbusd_epi32(b4, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[5]); a5 = _mm512_dpbusd_epi32(a5, x, v); b5 = _mm512_dpbusd_epi32(b5, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[6]); a6 = _mm512_dpbusd_epi32(a6, x, v); b6 = _mm512_dpbusd_epi32(b6, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[7]); a7 = _mm512_dpbusd_epi32(a7, x, v); b7 = _mm512_dpbusd_epi32(b7, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[8]); a8 = _mm512_dpbusd_epi32(a8, x, v); b8 = _mm512_dpbusd_epi32(b8, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[9]); a9 = _mm512_dpbusd_epi32(a9, x, v); b9 = _mm512_dpbusd_epi32(b9, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[10]); a10 = _mm512_dpbusd_epi32(a10, x, v); b10 = _mm512_dpbusd_epi32(b10, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[11]); a11 = _mm512_dpbusd_epi32(a11, x, v); b11 = _mm512_dpbusd_epi32(b11, y, v); }
+    }
+    o0[0] = a0; o1[0] = b0; o0[1] = a1; o1[1] = b1; o0[2] = a2; o1[2] = b2; o0[3] = a3; o1[3] = b3; o0[4] = a4; o1[4] = b4; o0[5] = a5; o1[5] = b5; o0[6] = a6; o1[6] = b6; o0[7] = a7; o1[7] = b7; o0[8] = a8; o1[8] = b8; o0[9] = a9; o1[9] = b9; o0[10] = a10; o1[10] = b10; o0[11] = a11; o1[11] = b11;
+}
+static inline void px_acc2_8(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *o0, __m512i *o1) {
+    __m512i a0 = _mm512_setzero_si512(), b0 = a0; __m512i a1 = _mm512_setzero_si512(), b1 = a1; __m512i a2 = _mm512_setzero_si512(), b2 = a2; __m512i a3 = _mm512_setzero_si512(), b3 = a3; __m512i a4 = _mm512_setzero_si512(), b4 = a4; __m512i a5 = _mm512_setzero_si512(), b5 = a5; __m512i a6 = _mm512_setzero_si512(), b6 = a6; __m512i a7 = _mm512_setzero_si512(), b7 = a7;
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]), y = _mm512_loadu_si512(A + koff[k] + 64);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 32);
+        { const __m512i v = _mm512_set1_epi32(wk[0]); a0 = _mm512_dpbusd_epi32(a0, x, v); b0 = _mm512_dpbusd_epi32(b0, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[1]); a1 = _mm512_dpbusd_epi32(a1, x, v); b1 = _mm512_dpbusd_epi32(b1, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[2]); a2 = _mm512_dpbusd_epi32(a2, x, v); b2 = _mm512_dpbusd_epi32(b2, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[3]); a3 = _mm512_dpbusd_epi32(a3, x, v); b3 = _mm512_dpbusd_epi32(b3, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[4]); a4 = _mm512_dpbusd_epi32(a4, x, v); b4 = _mm512_dpbusd_epi32(b4, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[5]); a5 = _mm512_dpbusd_epi32(a5, x, v); b5 = _mm512_dpbusd_epi32(b5, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[6]); a6 = _mm512_dpbusd_epi32(a6, x, v); b6 = _mm512_dpbusd_epi32(b6, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[7]); a7 = _mm512_dpbusd_epi32(a7, x, v); b7 = _mm512_dpbusd_epi32(b7, y, v); }
+    }
+    o0[0] = a0; o1[0] = b0; o0[1] = a1; o1[1] = b1; o0[2] = a2; o1[2] = b2; o0[3] = a3; o1[3] = b3; o0[4] = a4; o1[4] = b4; o0[5] = a5; o1[5] = b5; o0[6] = a6; o1[6] = b6; o0[7] = a7; o1[7] = b7;
+}
+static inline void px_acc2_4(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *o0, __m512i *o1) {
+    __m512i a0 = _mm512_setzero_si512(), b0 = a0; __m512i a1 = _mm512_setzero_si512(), b1 = a1; __m512i a2 = _mm512_setzero_si512(), b2 = a2; __m512i a3 = _mm512_setzero_si512(), b3 = a3;
+    for (int k = 0; k < kg; k++) {
+        const __m512i x = _mm512_loadu_si512(A + koff[k]), y = _mm512_loadu_si512(A + koff[k] + 64);
+        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 16);
+        { const __m512i v = _mm512_set1_epi32(wk[0]); a0 = _mm512_dpbusd_epi32(a0, x, v); b0 = _mm512_dpbusd_epi32(b0, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[1]); a1 = _mm512_dpbusd_epi32(a1, x, v); b1 = _mm512_dpbusd_epi32(b1, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[2]); a2 = _mm512_dpbusd_epi32(a2, x, v); b2 = _mm512_dpbusd_epi32(b2, y, v); }
+        { const __m512i v = _mm512_set1_epi32(wk[3]); a3 = _mm512_dpbusd_epi32(a3, x, v); b3 = _mm512_dpbusd_epi32(b3, y, v); }
+    }
+    o0[0] = a0; o1[0] = b0; o0[1] = a1; o1[1] = b1; o0[2] = a2; o1[2] = b2; o0[3] = a3; o1[3] = b3;
+}
+
+typedef struct {
+    int n, nkp, nob, expand, inreg;
+    __m512i zp, lo, hi, t44;
+    __m128i zero;
+    __mmask16 lastm;
+    __m512i ictl[TN_PX_MAX_EXPAND / 16];  /* in-register expansion: the control per output block, per lane */
+} px_ctx;
+
+/* one tile of one chunk: requantization, a 16x16 byte transpose ([channel][position] to [position][channel]:
+ * lane L of z[i] holds channel 4L + i; two rounds of unpacking give, in lane L, channels 4L..4L+3 of 4
+ * positions as dwords, and a 4x4 dword transpose gathers each position's 16 channels into one lane), then
+ * the stores: at the positions' outputs, or into the compact rows cb when a subset is expanded later */
+static inline void px_tile_out(const px_ctx *cx, const tn_px_packed *B, const __m512i *acc, int width, int c0,
+                               int8_t *const *dst, int8_t *cb) {
+    __m128i r[16];
+    for (int j = 0; j < 16; j++) {
+        if (j >= width) { r[j] = _mm_setzero_si128(); continue; }
+        const int c = c0 + j;
+        r[j] = rq_ch(acc[j], B->bias[c], B->lshift[c], B->mult[c], B->rshift[c], cx->zp);
+    }
+    __m512i z[4];
+    for (int i = 0; i < 4; i++) {
+        __m512i v = _mm512_castsi128_si512(r[i]);
+        v = _mm512_inserti32x4(v, r[4 + i], 1);
+        v = _mm512_inserti32x4(v, r[8 + i], 2);
+        z[i] = _mm512_inserti32x4(v, r[12 + i], 3);
+    }
+    const __m512i ulo = _mm512_unpacklo_epi8(z[0], z[1]), uhi = _mm512_unpackhi_epi8(z[0], z[1]);
+    const __m512i vlo = _mm512_unpacklo_epi8(z[2], z[3]), vhi = _mm512_unpackhi_epi8(z[2], z[3]);
+    __m512i o[4];
+    o[0] = _mm512_permutexvar_epi32(cx->t44, _mm512_unpacklo_epi16(ulo, vlo));
+    o[1] = _mm512_permutexvar_epi32(cx->t44, _mm512_unpackhi_epi16(ulo, vlo));
+    o[2] = _mm512_permutexvar_epi32(cx->t44, _mm512_unpacklo_epi16(uhi, vhi));
+    o[3] = _mm512_permutexvar_epi32(cx->t44, _mm512_unpackhi_epi16(uhi, vhi));
+    for (int k = 0; k < 4; k++) o[k] = _mm512_min_epi8(_mm512_max_epi8(o[k], cx->lo), cx->hi);
+    if (cx->inreg) {
+        /* a subset of at most 16 channels: each output block is a shuffle of the position's one lane */
+        const __m512i zero = _mm512_broadcast_i32x4(cx->zero);
+        for (int ob = 0; ob < cx->nob; ob++) {
+            const __mmask64 km = (__mmask64)0x0001000100010001ull * (uint16_t)B->xmask[ob];
+            const __mmask16 sm = ob == cx->nob - 1 ? cx->lastm : 0xFFFF;
+            for (int k = 0; k < 4; k++) {
+                const __m512i v = _mm512_mask_shuffle_epi8(zero, km, o[k], cx->ictl[ob]);
+                int8_t *const *d = dst + 4 * k;
+                if (d[0]) _mm_mask_storeu_epi8(d[0] + 16 * ob, sm, _mm512_castsi512_si128(v));
+                if (d[1]) _mm_mask_storeu_epi8(d[1] + 16 * ob, sm, _mm512_extracti32x4_epi32(v, 1));
+                if (d[2]) _mm_mask_storeu_epi8(d[2] + 16 * ob, sm, _mm512_extracti32x4_epi32(v, 2));
+                if (d[3]) _mm_mask_storeu_epi8(d[3] + 16 * ob, sm, _mm512_extracti32x4_epi32(v, 3));
+            }
+        }
+        return;
+    }
+    if (cx->expand) {
+        const int nkp = cx->nkp;
+        for (int k = 0; k < 4; k++) {
+            int8_t *cbk = cb + (int64_t)(4 * k) * nkp + c0;
+            _mm_storeu_si128((__m128i *)cbk, _mm512_castsi512_si128(o[k]));
+            _mm_storeu_si128((__m128i *)(cbk + nkp), _mm512_extracti32x4_epi32(o[k], 1));
+            _mm_storeu_si128((__m128i *)(cbk + 2 * nkp), _mm512_extracti32x4_epi32(o[k], 2));
+            _mm_storeu_si128((__m128i *)(cbk + 3 * nkp), _mm512_extracti32x4_epi32(o[k], 3));
+        }
+        return;
+    }
+    const __mmask16 cm = cx->n - c0 >= 16 ? 0xFFFF : (__mmask16)((1u << (cx->n - c0)) - 1);
+    for (int k = 0; k < 4; k++) {
+        if (dst[4 * k]) _mm_mask_storeu_epi8(dst[4 * k] + c0, cm, _mm512_castsi512_si128(o[k]));
+        if (dst[4 * k + 1]) _mm_mask_storeu_epi8(dst[4 * k + 1] + c0, cm, _mm512_extracti32x4_epi32(o[k], 1));
+        if (dst[4 * k + 2]) _mm_mask_storeu_epi8(dst[4 * k + 2] + c0, cm, _mm512_extracti32x4_epi32(o[k], 2));
+        if (dst[4 * k + 3]) _mm_mask_storeu_epi8(dst[4 * k + 3] + c0, cm, _mm512_extracti32x4_epi32(o[k], 3));
+    }
+}
+
+/* a subset's compact rows into the layer's channels: each output block of 16 takes its computed channels
+ * shuffled into place, real zero elsewhere */
+static inline void px_expand(const px_ctx *cx, const tn_px_packed *B, int8_t *const *dst, const int8_t *cb) {
+    for (int ob = 0; ob < cx->nob; ob++) {
+        const __m128i ctl = _mm_loadu_si128((const __m128i *)(B->xctl + 16 * ob));
+        const __mmask16 km = (__mmask16)B->xmask[ob], sm = ob == cx->nob - 1 ? cx->lastm : 0xFFFF;
+        const int8_t *src = cb + B->xoff[ob];
+        for (int i = 0; i < 16; i++) {
+            if (!dst[i]) continue;
+            const __m128i v = _mm_loadu_si128((const __m128i *)(src + (int64_t)i * cx->nkp));
+            _mm_mask_storeu_epi8(dst[i] + 16 * ob, sm, _mm_mask_shuffle_epi8(cx->zero, km, v, ctl));
+        }
+    }
+}
+
+/* output pointers of the 16 positions from q (NULL: a column past ow, or past the range) */
+static inline void px_dst(int q, int end, int Wq, int ow, int row0, int8_t *Y, int ldy, int8_t **dst) {
+    int row = q / Wq, col = q % Wq;
+    for (int i = 0; i < 16; i++) {
+        dst[i] = (q + i < end && col < ow) ? Y + ((int64_t)(row - row0) * ow + col) * ldy : NULL;
+        if (++col == Wq) { col = 0; row++; }
+    }
+}
+
+static inline void px_acc1(int width, int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *acc) {
+    switch (width) {
+        case 16: px_acc_16(kg, A, koff, w, acc); break;
+        case 12: px_acc_12(kg, A, koff, w, acc); break;
+        case 8: px_acc_8(kg, A, koff, w, acc); break;
+        default: px_acc_4(kg, A, koff, w, acc); break;
+    }
+}
+
+void tn_px_conv_avx512vnni(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
+                           const tn_px_packed *B, int32_t zp, int32_t lo, int32_t hi, int8_t *Y, int ldy) {
+    const int kg = B->kg, n = B->n, row0 = p0 / Wq, end = p0 + np;
+    px_ctx cx;
+    cx.n = n;
+    cx.expand = B->xoff != NULL && B->cout <= TN_PX_MAX_EXPAND;
+    cx.nkp = 16 * ((n + 15) / 16);
+    cx.nob = (B->cout + 15) / 16;
+    cx.lastm = B->cout % 16 ? (__mmask16)((1u << (B->cout % 16)) - 1) : 0xFFFF;
+    cx.zero = _mm_set1_epi8((int8_t)(zp < lo ? lo : (zp > hi ? hi : zp)));
+    cx.zp = _mm512_set1_epi32(zp);
+    cx.lo = _mm512_set1_epi8((int8_t)lo);
+    cx.hi = _mm512_set1_epi8((int8_t)hi);
+    cx.t44 = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);  /* dword 4L + i to 4i + L */
+    cx.inreg = cx.expand && n <= 16;
+    if (cx.inreg) {
+        cx.expand = 0;
+        for (int ob = 0; ob < cx.nob; ob++)  /* absolute indices into the single tile's 16 channels */
+            cx.ictl[ob] = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)(B->xctl + 16 * ob)),
+                                                              _mm_set1_epi8((int8_t)B->xoff[ob])));
+    }
+    int8_t cb[2][16 * TN_PX_MAX_EXPAND + 64];
+    for (int q = p0; q < end; q += 32) {
+        const int two = q + 16 < end;
+        int8_t *d0[16], *d1[16];
+        px_dst(q, end, Wq, ow, row0, Y, ldy, d0);
+        if (two) px_dst(q + 16, end, Wq, ow, row0, Y, ldy, d1);
+        const uint8_t *A = X + (int64_t)q * 4;
+        for (int c0 = 0, t = 0; c0 < n; c0 += 16, t++) {
+            const int width = TN_PX_WIDTH(n, t);
+            const int8_t *w = B->w + (int64_t)t * kg * 64;
+            __m512i a0[16], a1[16];
+            if (two && width <= 12) {
+                if (width == 12) px_acc2_12(kg, A, koff, w, a0, a1);
+                else if (width == 8) px_acc2_8(kg, A, koff, w, a0, a1);
+                else px_acc2_4(kg, A, koff, w, a0, a1);
+                px_tile_out(&cx, B, a0, width, c0, d0, cb[0]);
+                px_tile_out(&cx, B, a1, width, c0, d1, cb[1]);
+                continue;
+            }
+            px_acc1(width, kg, A, koff, w, a0);
+            px_tile_out(&cx, B, a0, width, c0, d0, cb[0]);
+            if (two) {
+                px_acc1(width, kg, A + 64, koff, w, a1);
+                px_tile_out(&cx, B, a1, width, c0, d1, cb[1]);
+            }
+        }
+        if (cx.expand) {
+            px_expand(&cx, B, d0, cb[0]);
+            if (two) px_expand(&cx, B, d1, cb[1]);
+        }
+    }
+}
+#endif
+
+/* ---- input planes of the positions-in-lanes path ---- */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* 16 pixels' 4 consecutive dwords (z[j] lane L: pixel 4j + L) to 4 vectors of one dword per pixel (group g:
+ * dword g of pixels 0..15, in order) */
+static inline void px_t4(__m512i z0, __m512i z1, __m512i z2, __m512i z3, __m512i t44, __m512i out[4]) {
+    const __m512i t0 = _mm512_unpacklo_epi32(z0, z1), t1 = _mm512_unpackhi_epi32(z0, z1);
+    const __m512i t2 = _mm512_unpacklo_epi32(z2, z3), t3 = _mm512_unpackhi_epi32(z2, z3);
+    out[0] = _mm512_permutexvar_epi32(t44, _mm512_unpacklo_epi64(t0, t2));
+    out[1] = _mm512_permutexvar_epi32(t44, _mm512_unpackhi_epi64(t0, t2));
+    out[2] = _mm512_permutexvar_epi32(t44, _mm512_unpacklo_epi64(t1, t3));
+    out[3] = _mm512_permutexvar_epi32(t44, _mm512_unpackhi_epi64(t1, t3));
+}
+
+/* n pixels at src + i * sstride (cin int8 channels each) to planes: dst[g * plane + 4 * i + b] =
+ * src[i * sstride + 4 * g + b] ^ 0x80 for 4 * g + b < cin; the bytes of a last partial group past cin are
+ * left as they are (their weights are zero). */
+void tn_px_fill_avx512vnni(int n, const int8_t *src, int64_t sstride, int cin, uint8_t *dst, int64_t plane) {
+    const __m512i x80 = _mm512_set1_epi32((int32_t)0x80808080u);
+    const __m512i t44 = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    const int full = cin / 4;
+    int i = 0;
+    if (cin == 4 && sstride == 4) {
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_si512(dst + 4 * i, _mm512_xor_si512(_mm512_loadu_si512(src + 4 * i), x80));
+    } else if (cin == 8 && sstride == 8) {
+        const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        for (; i + 16 <= n; i += 16) {
+            const __m512i a = _mm512_xor_si512(_mm512_loadu_si512(src + 8 * i), x80);
+            const __m512i b = _mm512_xor_si512(_mm512_loadu_si512(src + 8 * i + 64), x80);
+            _mm512_storeu_si512(dst + 4 * i, _mm512_permutex2var_epi32(a, ev, b));
+            _mm512_storeu_si512(dst + plane + 4 * i, _mm512_permutex2var_epi32(a, od, b));
+        }
+    } else if (cin % 16 == 0) {
+        /* 4 groups at a time: 16 bytes of each of 16 pixels, transposed */
+        for (; i + 16 <= n; i += 16) {
+            const int8_t *s = src + (int64_t)i * sstride;
+            for (int g = 0; g < full; g += 4) {
+                __m512i z[4], o[4];
+                for (int j = 0; j < 4; j++) {
+                    const int8_t *p = s + (int64_t)(4 * j) * sstride + 4 * g;
+                    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p));
+                    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + sstride)), 1);
+                    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 2 * sstride)), 2);
+                    z[j] = _mm512_xor_si512(_mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 3 * sstride)), 3), x80);
+                }
+                px_t4(z[0], z[1], z[2], z[3], t44, o);
+                for (int j = 0; j < 4; j++) _mm512_storeu_si512(dst + (int64_t)(g + j) * plane + 4 * i, o[j]);
+            }
+        }
+    }
+    for (; i < n; i++) {
+        const int8_t *s = src + (int64_t)i * sstride;
+        uint8_t *d = dst + 4 * (int64_t)i;
+        for (int g = 0; g < full; g++, d += plane) {
+            uint32_t v;
+            memcpy(&v, s + 4 * g, 4);
+            v ^= 0x80808080u;
+            memcpy(d, &v, 4);
+        }
+        for (int c = 4 * full; c < cin; c++) d[c - 4 * full] = (uint8_t)(s[c] ^ 0x80);
+    }
+}
+#endif
