@@ -1,0 +1,249 @@
+"""Every kernel variant the CPU runs (generic, avx2, avx512vnni; neon on ARM) equals the portable reference
+kernels with zero tolerance, outputs and counters, over edge shapes: odd sizes, strides, dilations, padding,
+channel counts that are not multiples of 4 or 16, batches, activations, multipliers with left shifts, and the
+drowsy knob at each granularity and selection, with and without rescaling.
+
+The layers are built directly as graphs (tunable.graph) with random weights and quantization, compiled, and
+run once per variant on the same input."""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+import tunable
+from tunable.compiler import CompileOptions, compile_graph
+from tunable.graph import Graph, Op, Tensor
+from tunable.knobs import Knobs
+
+CANDIDATES = ("generic", "avx2", "avx512vnni", "neon", "neon-dotprod")
+
+
+def _variants() -> list[str]:
+    from tunable._tunable_c import lib
+    out = [v for v in CANDIDATES if lib.tn_force_isa(v.encode()) == 0]
+    assert lib.tn_force_isa(b"auto") == 0
+    return out
+
+
+VARIANTS = _variants()
+
+
+def _seed(obj) -> int:
+    return zlib.crc32(repr(obj).encode()) % 100000
+
+
+def _t(i, name, shape, dtype="int8", scale=None, zp=None, data=None, axis=0):
+    return Tensor(i, name, tuple(shape), dtype, None if scale is None else np.atleast_1d(np.asarray(scale, np.float64)),
+                  None if zp is None else np.atleast_1d(np.asarray(zp, np.int64)), axis, data)
+
+
+def _out_size(size, k, stride, dil, padding):
+    eff = (k - 1) * dil + 1
+    return math.ceil(size / stride) if padding == "SAME" else (size - eff) // stride + 1
+
+
+def conv_model(seed, n, h, w, cin, cout, k, stride, dil, padding, act="NONE", depthwise=False, dm=1,
+               left_shift=False, ranks=False):
+    """A one-op CONV_2D / DEPTHWISE_CONV_2D model with random int8 weights, per-channel scales and zero points."""
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    oh, ow = _out_size(h, kh, stride[0], dil[0], padding), _out_size(w, kw, stride[1], dil[1], padding)
+    assert oh >= 1 and ow >= 1
+    if depthwise:
+        cout = cin * dm
+        wshape, K = (1, kh, kw, cout), kh * kw
+    else:
+        wshape, K = (cout, kh, kw, cin), kh * kw * cin
+    sx, zx = float(rng.uniform(0.01, 0.05)), int(rng.integers(-128, 128))
+    sw = rng.uniform(0.002, 0.02, cout)
+    wd = rng.integers(-127, 128, wshape).astype(np.int8)
+    wd.flat[rng.integers(0, wd.size)] = -128  # the one value TFLite never produces, which a plan may hold
+    bias = rng.integers(-20000, 20000, cout).astype(np.int32)
+    # output scale so that outputs spread over the int8 range; tiny for multipliers above 1 (left shifts)
+    sy = sx * float(np.mean(sw)) * (0.05 if left_shift else math.sqrt(K) * 74 * 73 / 50)
+    zy = int(rng.integers(-100, 100))
+    tensors = [_t(0, "x", (n, h, w, cin), scale=sx, zp=zx),
+               _t(1, "w", wshape, scale=sw, zp=np.zeros(cout, np.int64), data=wd, axis=3 if depthwise else 0),
+               _t(2, "b", (cout,), "int32", scale=sx * sw, zp=np.zeros(cout, np.int64), data=bias),
+               _t(3, "y", (n, oh, ow, cout), scale=sy, zp=zy)]
+    opts = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
+            "dilation_w_factor": dil[1], "fused_activation_function": act}
+    if depthwise:
+        opts["depth_multiplier"] = dm
+    g = Graph(tensors, [Op(0, "DEPTHWISE_CONV_2D" if depthwise else "CONV_2D", [0, 1, 2], [3], opts)], [0], [3])
+    name = "dw_1" if depthwise else "conv_1"
+    co = CompileOptions(artefacts=False)
+    if ranks:  # importance ranks as calibration would give them (any permutation is valid)
+        co.conv_ranks = {name: (rng.permutation(cout).astype(np.int32), rng.permutation(oh * cout).astype(np.int32))}
+    return tunable.Model(compile_graph(g, co), f"{name} {n}x{h}x{w}x{cin}->{cout} k{k} s{stride} d{dil} {padding}")
+
+
+def fc_model(seed, batch, k, n, act="NONE"):
+    rng = np.random.default_rng(seed)
+    sx, zx = float(rng.uniform(0.01, 0.05)), int(rng.integers(-128, 128))
+    sw = float(rng.uniform(0.002, 0.02))
+    wd = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, n).astype(np.int32)
+    sy = sx * sw * math.sqrt(k) * 74 * 73 / 50
+    tensors = [_t(0, "x", (batch, k), scale=sx, zp=zx), _t(1, "w", (n, k), scale=sw, zp=0, data=wd),
+               _t(2, "b", (n,), "int32", scale=sx * sw, zp=0, data=bias),
+               _t(3, "y", (batch, n), scale=sy, zp=int(rng.integers(-100, 100)))]
+    g = Graph(tensors, [Op(0, "FULLY_CONNECTED", [0, 1, 2], [3], {"fused_activation_function": act})], [0], [3])
+    return tunable.Model(compile_graph(g, CompileOptions(artefacts=False)), f"fc {batch}x{k}->{n}")
+
+
+def run_all(model, knobs=Knobs(), seeds=(0, 1)):
+    """{variant: (outputs, counters)} with "reference" first"""
+    from tunable._tunable_c import lib
+    info = model.inputs[0]
+    xs = [np.random.default_rng(100 + s).integers(-128, 128, info.shape).astype(np.int8) for s in seeds]
+    out = {}
+    try:
+        for v in ("reference",) + tuple(VARIANTS):
+            assert lib.tn_force_isa(v.encode()) == 0
+            s = model.session()
+            s.set_knobs(knobs)
+            ys = [s.run(x) for x in xs]
+            out[v] = (ys, s.stats.totals)
+    finally:
+        assert lib.tn_force_isa(b"auto") == 0
+    return out
+
+
+def assert_all_equal(model, knobs=Knobs()):
+    res = run_all(model, knobs)
+    ref_y, ref_c = res["reference"]
+    for v, (ys, counters) in res.items():
+        for i, (a, b) in enumerate(zip(ref_y, ys)):
+            if not np.array_equal(a, b):
+                bad = np.argwhere(a != b)
+                raise AssertionError(f"{model.source} knobs {knobs}: variant {v} differs from the reference on input "
+                                     f"{i} at {len(bad)} outputs, first {bad[0].tolist()}: {b[tuple(bad[0])]} != "
+                                     f"{a[tuple(bad[0])]}")
+        assert counters == ref_c, f"{model.source} knobs {knobs}: variant {v} counters {counters} != {ref_c}"
+
+
+def test_variants_found():
+    import platform
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert "generic" in VARIANTS and "avx2" in VARIANTS  # every x86-64 CI machine has AVX2
+
+
+# (n, h, w, cin, cout, kernel, stride, dilation, padding)
+CONV_SHAPES = [
+    (1, 8, 8, 16, 16, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 9, 7, 3, 16, (3, 3), (1, 1), (1, 1), "SAME"),       # first-layer Cin = 3
+    (1, 17, 13, 1, 8, (5, 3), (2, 2), (1, 1), "SAME"),      # Cin = 1, odd sizes
+    (1, 12, 10, 5, 17, (3, 3), (2, 1), (1, 1), "VALID"),    # Cin, Cout not multiples of 4
+    (1, 11, 11, 8, 33, (1, 1), (1, 1), (1, 1), "VALID"),    # 1x1
+    (1, 15, 9, 12, 20, (1, 1), (2, 2), (1, 1), "SAME"),     # 1x1 stride 2
+    (1, 10, 12, 16, 15, (3, 3), (1, 1), (2, 2), "SAME"),    # dilation
+    (1, 13, 14, 20, 4, (2, 5), (3, 2), (2, 1), "SAME"),     # rectangular kernel, mixed stride and dilation
+    (1, 6, 6, 64, 36, (3, 3), (1, 1), (1, 1), "SAME"),      # narrow rows, wide channels
+    (1, 3, 3, 32, 70, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 1, 1, 7, 5, (1, 1), (1, 1), (1, 1), "VALID"),       # one pixel
+    (1, 33, 2, 4, 6, (3, 1), (1, 1), (1, 1), "SAME"),
+    (2, 7, 9, 6, 10, (3, 3), (2, 2), (1, 1), "SAME"),       # batch of 2
+    (1, 20, 20, 16, 32, (3, 3), (2, 2), (1, 1), "SAME"),
+    (1, 5, 40, 48, 64, (1, 1), (1, 1), (1, 1), "VALID"),
+]
+
+
+@pytest.mark.parametrize("shape", CONV_SHAPES, ids=lambda s: "x".join(map(str, s[:5])) + f"k{s[5][0]}{s[5][1]}s{s[6][0]}{s[6][1]}d{s[7][0]}{s[7][1]}{s[8][0]}")
+@pytest.mark.parametrize("act", ["NONE", "RELU"])
+def test_conv_variants_equal_reference(shape, act):
+    assert_all_equal(conv_model(_seed(shape), *shape, act=act))
+
+
+def test_conv_left_shift_multipliers():
+    assert_all_equal(conv_model(7, 1, 6, 5, 4, 9, (1, 1), (1, 1), (1, 1), "VALID", left_shift=True))
+    assert_all_equal(conv_model(8, 1, 9, 9, 3, 16, (3, 3), (1, 1), (1, 1), "SAME", act="RELU6", left_shift=True))
+
+
+# drowsy at every granularity, random and importance selection, rescale, on shapes of each kernel path
+DROWSY = [Knobs(drowsy=p, drowsy_granularity=g, seed=s, drowsy_rescale=r)
+          for (p, g, s, r) in [(0.3, "element", 1, False), (0.5, "element", 2, True), (0.5, "row", 3, False),
+                               (0.8, "row", 4, True), (0.5, "channel", 5, False), (0.25, "channel", 6, True),
+                               (0.95, "channel", 7, False), (0.95, "row", 8, False)]]
+DROWSY += [Knobs(drowsy=p, drowsy_granularity=g, drowsy_select="importance", drowsy_rescale=r)
+           for (p, g, r) in [(0.5, "row", False), (0.3, "channel", True), (0.9, "channel", False)]]
+DROWSY_SHAPES = [CONV_SHAPES[i] for i in (0, 1, 3, 5, 6, 8, 9, 12, 14)]
+
+
+@pytest.mark.parametrize("shape", DROWSY_SHAPES, ids=lambda s: "x".join(map(str, s[:5])))
+@pytest.mark.parametrize("knobs", DROWSY, ids=str)
+def test_conv_drowsy_variants_equal_reference(shape, knobs):
+    assert_all_equal(conv_model(_seed(shape), *shape, act="RELU", ranks=True), knobs)
+
+
+# (n, h, w, channels, multiplier, kernel, stride, dilation, padding)
+DW_SHAPES = [
+    (1, 12, 12, 8, 1, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 13, 11, 16, 1, (3, 3), (2, 2), (1, 1), "SAME"),
+    (1, 9, 10, 3, 1, (3, 3), (1, 1), (1, 1), "VALID"),      # 3 channels: lane period 48
+    (1, 7, 9, 17, 1, (5, 3), (2, 1), (1, 2), "SAME"),
+    (1, 6, 6, 64, 1, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 25, 5, 64, 1, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 3, 3, 256, 1, (3, 3), (1, 1), (1, 1), "SAME"),
+    (1, 10, 10, 5, 2, (3, 3), (1, 1), (1, 1), "SAME"),      # depth multiplier 2 (portable path)
+    (2, 8, 7, 12, 1, (3, 3), (2, 2), (1, 1), "SAME"),
+    (1, 1, 1, 40, 1, (1, 1), (1, 1), (1, 1), "VALID"),
+    (1, 16, 4, 1, 1, (3, 3), (3, 3), (1, 1), "SAME"),
+]
+
+
+@pytest.mark.parametrize("shape", DW_SHAPES, ids=lambda s: "x".join(map(str, s[:5])) + f"s{s[6][0]}{s[6][1]}")
+@pytest.mark.parametrize("act", ["NONE", "RELU6"])
+def test_depthwise_variants_equal_reference(shape, act):
+    n, h, w, c, dm, k, st, dil, pad = shape
+    assert_all_equal(conv_model(_seed(shape), n, h, w, c, c * dm, k, st, dil, pad, act=act, depthwise=True,
+                                dm=dm))
+
+
+@pytest.mark.parametrize("shape", [DW_SHAPES[i] for i in (0, 1, 3, 4, 8)], ids=lambda s: "x".join(map(str, s[:4])))
+@pytest.mark.parametrize("knobs", DROWSY, ids=str)
+def test_depthwise_drowsy_variants_equal_reference(shape, knobs):
+    n, h, w, c, dm, k, st, dil, pad = shape
+    assert_all_equal(conv_model(_seed(shape), n, h, w, c, c, k, st, dil, pad, act="RELU", depthwise=True,
+                                ranks=True), knobs)
+
+
+@pytest.mark.parametrize("batch,k,n", [(1, 64, 10), (1, 640, 128), (1, 65, 17), (3, 128, 8), (1, 1, 1),
+                                       (2, 7, 33), (1, 256, 2)])
+@pytest.mark.parametrize("act", ["NONE", "RELU"])
+def test_fc_variants_equal_reference(batch, k, n, act):
+    assert_all_equal(fc_model(batch * 1000 + k + n, batch, k, n, act))
+
+
+def test_seed_change_rebuilds_subsets():
+    """The packed drowsy subsets follow the seed (set_seed between runs), on every variant."""
+    m = conv_model(3, 1, 10, 10, 8, 24, (3, 3), (1, 1), (1, 1), "SAME", act="RELU")
+    from tunable._tunable_c import lib
+    x = np.random.default_rng(0).integers(-128, 128, m.inputs[0].shape).astype(np.int8)
+    for v in ("reference",) + tuple(VARIANTS):
+        assert lib.tn_force_isa(v.encode()) == 0
+        try:
+            s = m.session()
+            s.set_knobs(Knobs(drowsy=0.5, drowsy_granularity="channel", seed=1))
+            a = s.run(x)
+            s.set_seed(2)
+            b = s.run(x)
+            s.set_seed(1)
+            assert np.array_equal(s.run(x), a)
+            assert not np.array_equal(a, b)
+        finally:
+            assert lib.tn_force_isa(b"auto") == 0
+
+
+def test_mlperf_layers_every_variant(mlperf):
+    """The MLPerf Tiny models end to end on every variant, with knobs of each granularity."""
+    for name, path in mlperf.items():
+        m = tunable.load(path)
+        for kn in (Knobs(), Knobs(drowsy=0.4, drowsy_granularity="channel", seed=3),
+                   Knobs(drowsy=0.3, drowsy_granularity="row", seed=4, drowsy_rescale=True)):
+            if kn.drowsy and not any(layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D") for layer in m.layers):
+                continue
+            assert_all_equal(m, kn)
