@@ -131,13 +131,122 @@ def _fc_k(model, layer) -> int:
     return model.tensor_info(layer.in_tensors[1]).shape[1]
 
 
-def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 512):
-    """CompileOptions (a copy of `options`, else the defaults) carrying approx_stats from `inputs`."""
+def _windows(xc: np.ndarray, p: dict, kh: int, kw: int, oh: int, ow: int) -> np.ndarray:
+    """[oh*ow, kh*kw, C] receptive fields of a centred [H, W, C] input (padding reads 0)."""
+    H, W, C = xc.shape
+    out = np.zeros((oh, ow, kh, kw, C), np.float64)
+    for ky in range(kh):
+        iy = np.arange(oh) * p["stride_h"] - p["pad_top"] + ky * p["dil_h"]
+        oky = (iy >= 0) & (iy < H)
+        for kx in range(kw):
+            ix = np.arange(ow) * p["stride_w"] - p["pad_left"] + kx * p["dil_w"]
+            okx = (ix >= 0) & (ix < W)
+            out[np.nonzero(oky)[0][:, None], np.nonzero(okx)[0][None, :], ky, kx] = xc[iy[oky]][:, ix[okx]]
+    return out.reshape(oh * ow, kh * kw, C)
+
+
+def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 128) -> dict[str, tuple]:
+    """Per conv/dw/fc layer, the second moments of its centred inputs x - zp as the layer's rows see them:
+    (G, mu) with G = E[x x^T] and mu = E[x] over output positions: conv [K, K] and [K] in (ky, kx, ic) order
+    (padding reads 0); depthwise [C, taps, taps] and [C, taps]; fc [K, K] and [K] in the model's own column
+    order. Used to assign LUT weight indices by output error (make_lut)."""
+    from .compiler import CompileOptions, compile_graph
+    from .session import Model
+    from .tflite_reader import read_tflite
+
+    g = read_tflite(model_path)
+    g.outputs = list(dict.fromkeys(g.outputs + [o for op in g.ops for o in op.outputs]))
+    model = Model(compile_graph(g, CompileOptions(artefacts=False)), str(model_path))
+    s = model.session()
+    layers = [l for l in model.layers if l.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    graph_in = {t.index for t in model.inputs}
+    acc: dict[str, list] = {}
+    for x in np.asarray(inputs)[:max_samples]:
+        x = x.reshape(model.inputs[0].shape)
+        s.run(x)
+        for l in layers:
+            t = model.tensor_info(l.in_tensors[0])
+            v = (x if l.in_tensors[0] in graph_in else s.tensor(l.in_tensors[0])).astype(np.float64) - t.zero_point
+            if l.op == "FULLY_CONNECTED":
+                cols = v.reshape(-1, _fc_k(model, l))
+                G, mu, n = cols.T @ cols, cols.sum(axis=0), cols.shape[0]
+            else:
+                wshape = model.tensor_info(l.in_tensors[1]).shape
+                win = np.concatenate([_windows(b, l.params, wshape[1], wshape[2], l.output_shape[1], l.output_shape[2])
+                                      for b in v])
+                n = win.shape[0]
+                if l.op == "CONV_2D":
+                    cols = win.reshape(n, -1)
+                    G, mu = cols.T @ cols, cols.sum(axis=0)
+                else:
+                    G, mu = np.einsum("mkc,mlc->ckl", win, win), win.sum(axis=0).T
+            a = acc.setdefault(l.name, [0.0, 0.0, 0])
+            a[0] = a[0] + G
+            a[1] = a[1] + mu
+            a[2] += n
+    return {name: (G / n, mu / n) for name, (G, mu, n) in acc.items()}
+
+
+def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 512, gram_samples: int = 128):
+    """CompileOptions (a copy of `options`, else the defaults) carrying approx_stats (input histograms) and,
+    when gram_samples > 0, approx_gram (input second moments) from `inputs`."""
     from dataclasses import replace
 
     from .compiler import CompileOptions
     base = options if options is not None else CompileOptions()
-    return replace(base, approx_stats=collect_stats(model_path, inputs, max_samples))
+    gram = collect_gram(model_path, inputs, gram_samples) if gram_samples > 0 else None
+    return replace(base, approx_stats=collect_stats(model_path, inputs, max_samples), approx_gram=gram)
+
+
+def _refine(W: np.ndarray, Q: np.ndarray, idx: np.ndarray, LV: np.ndarray, C: np.ndarray, passes: int = 3):
+    """Coordinate descent on the output error of rows W [n, K] quantized to Q = LV[row, idx] under the input
+    covariance C [K, K] shared by the rows: each index may move to a neighbouring level when that lowers
+    e^T C e, e = W - Q. Each row of LV (its levels) is sorted ascending. Updates Q and idx in place."""
+    n, K = W.shape
+    G = (W - Q) @ C
+    rows = np.arange(n)
+    top = LV.shape[1] - 1
+    for _ in range(passes):
+        changed = 0
+        for j in range(K):
+            best_d = np.zeros(n)
+            best_gain = np.zeros(n)
+            best_i = idx[:, j].copy()
+            for step in (-1, 1):
+                ni = np.clip(idx[:, j] + step, 0, top)
+                d = LV[rows, ni] - Q[:, j]                # Q_j grows by d, e_j shrinks by d
+                gain = 2 * d * G[:, j] - d * d * C[j, j]  # decrease of e^T C e
+                better = gain > best_gain + 1e-9
+                best_gain = np.where(better, gain, best_gain)
+                best_d = np.where(better, d, best_d)
+                best_i = np.where(better, ni, best_i)
+            mv = best_d != 0
+            if mv.any():
+                changed += int(mv.sum())
+                Q[mv, j] += best_d[mv]
+                idx[mv, j] = best_i[mv]
+                G[mv] -= best_d[mv][:, None] * C[j][None, :]
+        if not changed:
+            break
+
+
+def _refit_levels(W: np.ndarray, idx: np.ndarray, kw: int, C: np.ndarray, lv: np.ndarray) -> np.ndarray:
+    """Codebook levels minimising sum over rows of (w - A c)^T C (w - A c) for fixed indices, rounded to int8
+    (levels no index uses keep their value)."""
+    M = np.zeros((kw, kw))
+    b = np.zeros(kw)
+    for r in range(W.shape[0]):
+        A = np.zeros((W.shape[1], kw))
+        A[np.arange(W.shape[1]), idx[r]] = 1.0
+        AC = A.T @ C
+        M += AC @ A
+        b += AC @ W[r]
+    used = np.diag(M) > 1e-12
+    out = lv.astype(np.float64).copy()
+    if used.any():
+        sol = np.linalg.lstsq(M[np.ix_(used, used)], b[used], rcond=None)[0]
+        out[used] = sol
+    return np.clip(np.floor(out + 0.5), -128, 127)
 
 
 # ------------------------------------------------------------------ per-layer artefacts
@@ -250,8 +359,11 @@ class LutConfig:
 
 
 def make_lut(geom: LayerGeom, kw: int, ka: int, per_channel: bool, hist: np.ndarray | None,
-             bias_correction: bool = True, weighting: str = "activation", where: str = "") -> LutConfig:
-    """One look-up-table configuration of a layer (see the module docstring)."""
+             bias_correction: bool = True, weighting: str = "activation", where: str = "",
+             gram: tuple | None = None) -> LutConfig:
+    """One look-up-table configuration of a layer (see the module docstring). With `gram` (the layer's input
+    second moments, collect_gram) the weight indices and levels are then refined by output error: a few rounds
+    of coordinate descent on e^T Cov e and a least-squares refit of the levels."""
     R, K = geom.rows_w.shape
     zp = geom.in_zp
     if not (2 <= kw <= 256 and 2 <= ka <= 256):
@@ -282,6 +394,8 @@ def make_lut(geom: LayerGeom, kw: int, ka: int, per_channel: bool, hist: np.ndar
             idx[:] = near[w + 128]
         books.append(lv)
     cw = np.stack(books).astype(np.int8)
+    if gram is not None and kw < 256:
+        cw, idx = _gram_refine(geom, w, cw, idx, per_channel, gram)
     bias = geom.bias.astype(np.int64).copy()
     if bias_correction and mom is not None:
         # E[exact] - E[lut] per row: sum_j w_j E[x_j - zp] - c_w(j) E[c_a(x_j) - zp]
@@ -293,6 +407,45 @@ def make_lut(geom: LayerGeom, kw: int, ka: int, per_channel: bool, hist: np.ndar
     if np.any(np.abs(bias) >= 2**31):
         raise UnsupportedModelError(f"{where}: lut ({kw}, {ka}): corrected bias overflows int32")
     return LutConfig(kw, ka, per_channel, ca, amap, cw, idx, bias.astype(np.int32))
+
+
+def _covariances(geom: LayerGeom, gram: tuple):
+    """Per row the centred input covariance of its K positions (a shared [K, K] for conv/fc, else [R, K, K])."""
+    G, mu = gram
+    if geom.kind == "DEPTHWISE_CONV_2D":
+        cov = G - mu[:, :, None] * mu[:, None, :]
+        return cov[np.arange(geom.rows_w.shape[0]) // geom.dm]
+    if geom.kind == "FULLY_CONNECTED" and geom.col_order is not None:
+        o = geom.col_order
+        G, mu = G[np.ix_(o, o)], mu[o]
+    return G - np.outer(mu, mu)
+
+
+def _gram_refine(geom: LayerGeom, w: np.ndarray, cw: np.ndarray, idx: np.ndarray, per_channel: bool, gram: tuple):
+    R, K = w.shape
+    cov = _covariances(geom, gram)
+    ridge = lambda c: c + np.eye(K) * (1e-3 * max(float(np.trace(c)) / K, 1e-9))  # noqa: E731
+    groups = [list(range(R))] if cov.ndim == 2 else [[r] for r in range(R)]  # rows sharing one covariance
+    LV = (cw if per_channel else np.broadcast_to(cw[0], (R, cw.shape[1]))).astype(np.float64).copy()
+    idx = idx.astype(np.int64)
+    Wf = w.astype(np.float64)
+    for _ in range(2):
+        order = np.argsort(LV, axis=1, kind="stable")
+        LV = np.take_along_axis(LV, order, axis=1)
+        idx = np.take_along_axis(np.argsort(order, axis=1), idx, axis=1)
+        for rows in groups:
+            C = ridge(cov if cov.ndim == 2 else cov[rows[0]])
+            Q = np.take_along_axis(LV[rows], idx[rows], axis=1)
+            sub = idx[rows].copy()
+            _refine(Wf[rows], Q, sub, LV[rows], C)
+            idx[rows] = sub
+            if per_channel:
+                for r in rows:
+                    LV[r] = _refit_levels(Wf[r:r + 1], idx[r:r + 1], LV.shape[1], C, LV[r])
+        if not per_channel and cov.ndim == 2:  # one codebook for the layer, one covariance: refit jointly
+            LV[:] = _refit_levels(Wf, idx, LV.shape[1], ridge(cov), LV[0])[None, :]
+    books = LV if per_channel else LV[:1]
+    return np.clip(books, -128, 127).astype(np.int8), idx.astype(np.uint8)
 
 
 def _pad4(b: bytearray) -> None:
@@ -360,9 +513,10 @@ def layer_artefacts(geom: LayerGeom, name: str, options) -> np.ndarray | None:
         sections.append((PREVIEW, 0, preview_section(geom, stats, getattr(options, "preview_steps", 32),
                                                       getattr(options, "preview_sigma", 1.0))))
     for i, (kw, ka) in enumerate(lut_configs_for(options, name, geom.kind), start=1):
+        gram = (getattr(options, "approx_gram", None) or {}).get(name)
         cfg = make_lut(geom, kw, ka, getattr(options, "lut_codebook", "layer") == "channel", stats,
                        getattr(options, "lut_bias_correction", True), getattr(options, "lut_weighting", "activation"),
-                       where=name)
+                       where=name, gram=gram if getattr(options, "lut_assign", "gram") == "gram" else None)
         sections.append((LUT, i, lut_section(cfg, geom.in_zp)))
     return np.frombuffer(build_blob(geom.rows_w, sections), np.uint8).copy()
 

@@ -54,6 +54,10 @@ class CompileOptions:
     lut_weighting: str = "activation"    # weight k-means weighted by E[(x - zp)^2] of each input ("uniform": not)
     # per conv/dw/fc layer: input value histograms [C, 256] from calibration (artefacts.collect_stats)
     approx_stats: dict | None = None
+    # per conv/dw/fc layer: input second moments (artefacts.collect_gram); with lut_assign = "gram" the LUT
+    # weight indices and levels are refined by output error ("nearest": plain k-means assignment)
+    approx_gram: dict | None = None
+    lut_assign: str = "gram"
     # conv preview: estimator tables at this many fractions of the reduction, with a margin of this many
     # standard deviations of the unseen remainder (larger: fewer, safer skips)
     preview_steps: int = 32
@@ -67,6 +71,10 @@ class CompileOptions:
                        self.lut_bias_correction, self.lut_weighting, self.preview_steps, self.preview_sigma)).encode())
         for name in sorted(self.approx_stats or {}):
             h.update(name.encode() + np.ascontiguousarray(self.approx_stats[name], dtype=np.int64).tobytes())
+        h.update(self.lut_assign.encode())
+        for name in sorted(self.approx_gram or {}):
+            for a in self.approx_gram[name]:
+                h.update(name.encode() + np.ascontiguousarray(a, dtype=np.float64).tobytes())
         for d in (self.conv_ranks, self.aip_order):
             for name in sorted(d or {}):
                 h.update(name.encode())
