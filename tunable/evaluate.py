@@ -35,7 +35,7 @@ from .errors import InputError
 from .knobs import OFF, Knobs
 
 __all__ = ["EvalResult", "Evaluator", "prepare_inputs", "preprocess_options_for", "conv_layers", "fc_layers",
-           "CONV_OPS", "FC_OPS"]
+           "load_model", "lut_configs_of", "CONV_OPS", "FC_OPS"]
 
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 FC_OPS = ("FULLY_CONNECTED",)
@@ -89,6 +89,38 @@ def prepare_inputs(model, dataset, options: Mapping[str, Any] | None = None, *, 
     if not xs:
         raise InputError(f"{dataset.describe()}: no images in [{start}, {stop})")
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def lut_configs_of(*knobs: Knobs) -> list[tuple[int, int]]:
+    """The (K_w, K_a) look-up-table configurations some knob settings use (what the plan must carry)."""
+    out: list[tuple[int, int]] = []
+    for k in knobs:
+        for _, cfg in (k.lut or ()):
+            if tuple(cfg) not in out:
+                out.append(tuple(cfg))
+    return out
+
+
+def load_model(path: str | Path, calibration: np.ndarray | None = None, *, lut=None, lut_codebook: str = "layer"):
+    """A model compiled with the knob artefacts the evaluation needs. calibration: inputs from a calibration
+    split (never the evaluation split) for drowsy importance ranks, AIP column orders and the activation
+    statistics of look-up tables and previews; lut: the (K_w, K_a) table configurations to compile (a list,
+    "default", or None for none). Plans are cached by content, so a second load is immediate."""
+    import tunable
+    if calibration is None and not lut:
+        return tunable.load(path)
+    from dataclasses import replace
+
+    from .compiler import CompileOptions
+    opts = CompileOptions()
+    if calibration is not None:
+        from . import artefacts
+        from .calibration import calibrate
+        opts = calibrate(path, calibration)
+        opts = artefacts.calibrate(path, calibration, replace(opts, lut=lut or None, lut_codebook=lut_codebook))
+    else:
+        opts = replace(opts, lut=lut, lut_codebook=lut_codebook)
+    return tunable.load(path, compile_options=opts)
 
 
 # ---------------------------------------------------------------------------------------------- results

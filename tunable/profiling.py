@@ -317,11 +317,13 @@ def _cost(r: EvalResult, cost: str) -> float:
 
 def greedy_schedule(cal: Evaluator, base: Knobs, ladders: Sequence[Ladder], *, indices=None,
                     cost: str = "energy", max_loss: float = 0.05, beta: float = 0.25, max_steps: int = 500,
-                    lazy: bool = True, log: Callable[[str], None] | None = None) -> list[Step]:
+                    lazy: bool = True, log: Callable[[str], None] | None = None,
+                    until: Callable[[Knobs], bool] | None = None) -> list[Step]:
     """Greedy non-uniform schedule on the calibration evaluator `cal` (never the evaluation split).
     Returns the trajectory: step 0 (all ladders at off, `base` otherwise) then one Step per accepted move.
     A move is accepted when it lowers the cost; the one with the least loss added per unit of cost saved
-    wins; the walk stops before a move whose loss would exceed `max_loss`, or when no move saves anything."""
+    wins; the walk stops before a move whose loss would exceed `max_loss`, when no move saves anything, or
+    once `until(knobs)` holds for the schedule reached."""
     ref = cal.evaluate(OFF, indices=indices, agreement=False)
     assign = {(lad.knob, layer): lad.steps[0] for lad in ladders for layer in lad.layers}
     pos = {key: 0 for key in assign}
@@ -376,6 +378,8 @@ def greedy_schedule(cal: Evaluator, base: Knobs, ladders: Sequence[Ladder], *, i
         if log:
             log(f"  step {len(traj) - 1}: {key[0]}.{key[1]} = {assign[key]}  calib top-1 {cur.top1:.3f}  "
                 f"cost saved {1 - cur_cost / traj[0].cost if traj[0].cost else 0:.1%}  ({n_eval} evals)")
+        if until is not None and until(cur_k):
+            break
         if not lazy:   # re-measure every candidate at the new state
             heap = []
             for key2 in assign:
@@ -398,9 +402,10 @@ DROWSY_LADDER = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 AIP_LEVELS = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 AIP_LADDER = (1.0, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 LUT_LEVELS = (64, 32, 16, 8, 4)               # K_w (activations as they are: K_a = 256)
-LUT_LADDER = (None, 128, 64, 32, 16, 8, 4)     # None: off (int8 weights)
-PRUNE_LEVELS = (1, 2, 3, 4, 6, 8)
-LSB_LEVELS = (1, 2, 3, 4, 5)
+LUT_LADDER = (None, 64, 32, 16, 8, 4)          # None: off (int8 weights)
+LUT_CONFIGS = [(kw, 256) for kw in LUT_LEVELS]  # the tables a profile compiles into the plan
+PRUNE_LEVELS = (1, 2, 4, 8)
+LSB_LEVELS = (1, 2, 3, 4)
 PREVIEW_LEVELS = (1 / 2, 1 / 4, 1 / 8)
 DROWSY_CONFIGS = (("element", "random"), ("row", "random"), ("row", "importance"), ("channel", "random"),
                   ("channel", "importance"))

@@ -35,6 +35,8 @@ def _common(fn):
                           "(and, for profile, the greedy schedules) are fitted on it, never on --data."),
         click.option("--calib-limit", type=click.IntRange(1), default=512, show_default=True,
                      help="Calibration images used for ranks and column orders."),
+        click.option("--lut-codebook", type=click.Choice(["layer", "channel"]), default="layer", show_default=True,
+                     help="Weight codebooks of look-up tables: one per layer or one per output channel."),
         click.option("--profile", "energy_profile", default=None, metavar="NAME",
                      help="Energy profile for modeled energy (name or .toml path); default: this machine's."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout."),
@@ -46,15 +48,34 @@ def _common(fn):
     return fn
 
 
+def _parse_lut(text: str | None) -> list[tuple[int, int]] | str | None:
+    """--lut: 'none', 'default' (the compiler's default set) or 'KWxKA,KWxKA,...'."""
+    if text is None or text.strip().lower() in ("", "none"):
+        return None
+    if text.strip().lower() == "default":
+        return "default"
+    out = []
+    for part in text.replace(" ", ",").split(","):
+        if not part:
+            continue
+        try:
+            kw, ka = part.lower().split("x")
+            out.append((int(kw), int(ka)))
+        except ValueError:
+            raise TunableError(f"--lut {text!r}: expected 'default', 'none' or K_wxK_a pairs like 16x256,8x256"
+                               ) from None
+    return out
+
+
 class _Setup:
     """Model, inputs and evaluators built from the common options."""
 
     def __init__(self, model: str, data: str, limit, preprocess, calib, calib_limit, energy_profile,
-                 calib_eval: int | None = None):
+                 calib_eval: int | None = None, lut=None, lut_codebook: str = "layer"):
         import tunable
         from ..data import open_dataset
         from ..energy import active_profile, load_profile
-        from ..evaluate import Evaluator, prepare_inputs, preprocess_options_for
+        from ..evaluate import Evaluator, load_model, prepare_inputs, preprocess_options_for
         from ..preprocess import parse_options
         self.path = registry.resolve(model)
         self.options = preprocess_options_for(self.path, parse_options(preprocess))
@@ -65,10 +86,10 @@ class _Setup:
             n = max(calib_limit, calib_eval or 0)
             self.xc, self.yc = prepare_inputs(plain, cds, self.options, limit=n)
             self.calib_desc = cds.describe()
-            self.model = tunable.load(self.path, calibration=self.xc[:calib_limit])
+            self.model = load_model(self.path, self.xc[:calib_limit], lut=lut, lut_codebook=lut_codebook)
         else:
             self.calib_desc = None
-            self.model = plain
+            self.model = load_model(self.path, None, lut=lut, lut_codebook=lut_codebook) if lut else plain
         ds = open_dataset(data)
         self.data_desc = ds.describe()
         self.x, self.y = prepare_inputs(self.model, ds, self.options, limit=limit)
@@ -116,12 +137,14 @@ def _pct(v: float | None) -> str:
               help="Use the knobs' seed for every input (default: seed + input index, so random drowsy "
                    "results average over masks).")
 @click.option("--layers", "per_layer", is_flag=True, help="Also print the counters of every layer.")
-def eval_cmd(model, data, limit, preprocess, calib, calib_limit, energy_profile, as_json, progress, knobs_text,
-             agreement, fixed_seed, per_layer) -> None:
+def eval_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, energy_profile, as_json, progress,
+             knobs_text, agreement, fixed_seed, per_layer) -> None:
     """Accuracy, agreement with knobs off, counters, modeled energy and latency of MODEL on labelled data."""
+    from ..evaluate import lut_configs_of
     from ..units import format_energy, format_time
     knobs = _parse_knobs(knobs_text)
-    st = _Setup(model, data, limit, preprocess, calib, calib_limit, energy_profile)
+    st = _Setup(model, data, limit, preprocess, calib, calib_limit, energy_profile, lut=lut_configs_of(knobs),
+                lut_codebook=lut_codebook)
     st.ev.per_input_seed = not fixed_seed
     n = len(st.ev)
     with _progress_ctx(progress) as bar:
@@ -197,15 +220,21 @@ def eval_cmd(model, data, limit, preprocess, calib, calib_limit, energy_profile,
               help="Calibration images the greedy schedules are scored on.")
 @click.option("--max-points", type=click.IntRange(2), default=12, show_default=True,
               help="Points kept per greedy trajectory (evenly spread).")
+@click.option("--lut", "lut_text", default=None, metavar="CONFIGS",
+              help="Look-up tables compiled into the plan: 'KWxKA,...', 'default' or 'none' (default: the lut "
+                   "families' widths 64, 32, 16, 8, 4 with K_a = 256 when lut is profiled).")
 @click.option("--quick", is_flag=True, help="A fast subset: drowsy channel/importance, aip, combined.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every point and greedy step on stderr.")
-def profile_cmd(model, data, limit, preprocess, calib, calib_limit, energy_profile, as_json, progress, output,
-                plot, families, cost, max_loss, calib_eval, max_points, quick, verbose) -> None:
+def profile_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, energy_profile, as_json, progress,
+                output, plot, families, cost, max_loss, calib_eval, max_points, lut_text, quick, verbose) -> None:
     """Sweep knobs on MODEL, fit non-uniform schedules on --calib, write operating points and their Pareto
     front (the governor's input)."""
-    from ..profiling import parse_families, plot_profile, profile_model, write_profile
+    from ..profiling import LUT_CONFIGS, parse_families, plot_profile, profile_model, write_profile
     fams = parse_families("drowsy/channel/importance,aip,combined" if quick and families == "all" else families)
-    st = _Setup(model, data, limit, preprocess, calib, calib_limit, energy_profile, calib_eval=calib_eval)
+    lut = _parse_lut(lut_text) if lut_text is not None else (
+        LUT_CONFIGS if any(f.kind in ("lut", "combined") for f in fams) else None)
+    st = _Setup(model, data, limit, preprocess, calib, calib_limit, energy_profile, calib_eval=calib_eval, lut=lut,
+                lut_codebook=lut_codebook)
     log = (lambda s: click.echo(s, err=True)) if verbose else None
     with _progress_ctx(progress) as bar:
         task = bar.add_task("knobs off", total=len(fams) + 1)
@@ -216,7 +245,7 @@ def profile_cmd(model, data, limit, preprocess, calib, calib_limit, energy_profi
             bar.update(task, description=name, advance=1)
         data_meta = {"model": str(st.path), "dataset": data, "calibration": calib,
                      "dataset_description": st.data_desc, "calibration_description": st.calib_desc,
-                     "preprocess": st.options}
+                     "preprocess": st.options, "lut_compiled": lut, "lut_codebook": lut_codebook}
         prof = profile_model(st.model, st.ev, st.cal, families=fams, cost=cost, max_loss=max_loss,
                              max_points=max_points, log=log, meta=data_meta, progress=step)
     write_profile(prof, output)
