@@ -247,3 +247,46 @@ def test_mlperf_layers_every_variant(mlperf):
             if kn.drowsy and not any(layer.op in ("CONV_2D", "DEPTHWISE_CONV_2D") for layer in m.layers):
                 continue
             assert_all_equal(m, kn)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("case", [
+    ("conv", CONV_SHAPES[0]), ("conv", CONV_SHAPES[3]), ("conv", CONV_SHAPES[12]), ("conv", CONV_SHAPES[14]),
+    ("dw", DW_SHAPES[1]), ("dw", DW_SHAPES[5]), ("dw", DW_SHAPES[8]), ("fc", (1, 640, 128)), ("fc", (3, 65, 17))],
+    ids=lambda c: c[0] + "x".join(map(str, c[1][:4])))
+def test_threads_equal_one_thread(case, threads):
+    """The threads option splits the work; outputs and counters equal one thread's, on every variant."""
+    kind, shape = case
+    if kind == "conv":
+        m = conv_model(_seed(shape), *shape, act="RELU", ranks=True)
+    elif kind == "dw":
+        n, h, w, c, dm, k, st, dil, pad = shape
+        m = conv_model(_seed(shape), n, h, w, c, c * dm, k, st, dil, pad, act="RELU", depthwise=True, dm=dm, ranks=True)
+    else:
+        m = fc_model(_seed(shape), *shape)
+    from tunable._tunable_c import lib
+    x = np.random.default_rng(9).integers(-128, 128, m.inputs[0].shape).astype(np.int8)
+    knob_sets = [Knobs()] if kind == "fc" else [Knobs()] + DROWSY[::2]
+    try:
+        for v in VARIANTS:
+            assert lib.tn_force_isa(v.encode()) == 0
+            for kn in knob_sets:
+                one = m.session()
+                one.set_knobs(kn)
+                many = m.session(threads=threads)
+                assert many.threads == threads
+                many.set_knobs(kn)
+                assert np.array_equal(one.run(x), many.run(x)), f"{m.source} {v} {kn} threads={threads}"
+                assert one.stats.totals == many.stats.totals
+    finally:
+        assert lib.tn_force_isa(b"auto") == 0
+
+
+def test_threads_option_errors():
+    from tunable.errors import KnobError
+    m = fc_model(1, 1, 8, 4)
+    with pytest.raises(KnobError, match="threads"):
+        m.session(threads=0)
+    s = m.session(threads=4)
+    s.set_threads(1)
+    assert s.threads == 1

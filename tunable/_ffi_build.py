@@ -55,6 +55,8 @@ const char *tn_session_error(const tn_session *s);
 const tn_counters *tn_session_counters(const tn_session *s);
 int tn_session_totals(const tn_session *s, tn_counters *out);
 const uint64_t *tn_session_op_ns(const tn_session *s);
+int tn_session_set_threads(tn_session *s, int threads);
+int tn_session_threads(const tn_session *s);
 int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k);
 int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k);
 int tn_session_set_seed(tn_session *s, uint64_t seed);
@@ -81,7 +83,7 @@ ffibuilder.set_source(
     sources=_sources(),
     include_dirs=[os.path.relpath(RUNTIME / "include", ROOT), os.path.relpath(RUNTIME / "src", ROOT)],
     extra_compile_args=EXTRA_COMPILE_ARGS,
-    libraries=["m"],
+    libraries=["m", "pthread"],
 )
 
 if __name__ == "__main__":

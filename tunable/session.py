@@ -171,14 +171,14 @@ class Model:
     def dequantize_output(self, y, i: int = 0) -> np.ndarray:
         return self.outputs[i].dequantize(y)
 
-    def session(self, arena: bytearray | None = None) -> "Session":
-        return Session(self, arena)
+    def session(self, arena: bytearray | None = None, threads: int = 1) -> "Session":
+        return Session(self, arena, threads)
 
 
 class Session:
     """Owns an arena and knob state; runs inferences one at a time (not thread-safe)."""
 
-    def __init__(self, model: Model, arena: bytearray | None = None):
+    def __init__(self, model: Model, arena: bytearray | None = None, threads: int = 1):
         ffi, lib = model._ffi, model._lib
         self.model = model
         self._ffi, self._lib = ffi, lib
@@ -192,6 +192,8 @@ class Session:
         if rc != 0:
             raise PlanError(f"{model.source}: {ffi.string(err).decode()}", rc)
         self._s = ffi.gc(out[0], lib.tn_session_free)
+        if threads != 1:
+            self.set_threads(threads)
         self._knobs = None
         self._knob_cache: dict = {}
         self._totals_buf = ffi.new("tn_counters *")
@@ -261,6 +263,18 @@ class Session:
             raise KnobError(self._ffi.string(self._lib.tn_session_error(self._s)).decode())
         self._lib.tn_session_set_seed(self._s, knobs.seed)
         self._knobs = knobs
+
+    @property
+    def threads(self) -> int:
+        return int(self._lib.tn_session_threads(self._s))
+
+    def set_threads(self, threads: int) -> None:
+        """Worker threads for the large ops (1: the calling thread only). Outputs and counters do not depend on
+        the count; latency and power do, which makes it a knob for the governor."""
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise KnobError(f"threads = {threads!r}: must be an integer")
+        if self._lib.tn_session_set_threads(self._s, threads) != 0:
+            raise KnobError(self._ffi.string(self._lib.tn_session_error(self._s)).decode())
 
     def set_seed(self, seed: int) -> None:
         """Changes the drowsy random seed alone (e.g. per inference)."""

@@ -87,6 +87,10 @@ const char *tn_session_error(const tn_session *s);
 const tn_counters *tn_session_counters(const tn_session *s); /* one per op */
 int tn_session_totals(const tn_session *s, tn_counters *out); /* summed over the ops */
 const uint64_t *tn_session_op_ns(const tn_session *s);      /* wall time of each op in the last run, ns */
+/* worker threads splitting the work of the large ops (default 1: the caller's thread only); outputs do not
+ * depend on the count. Starts or stops threads and allocates their scratch here, never during a run. */
+int tn_session_set_threads(tn_session *s, int threads);
+int tn_session_threads(const tn_session *s);
 int tn_session_set_knobs(tn_session *s, int op, const tn_layer_knobs *k);
 /* all ops at once (k holds tn_model_num_ops entries): validated first, applied only if all are valid */
 int tn_session_set_all_knobs(tn_session *s, const tn_layer_knobs *k);

@@ -50,12 +50,18 @@ static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
 
 /* Whether the positions-in-lanes kernel is expected to beat the channels-in-lanes GEMM for nk computed
  * channels. TUNABLE_CONV=px or q8 forces one (for measurements). */
-static int px_choose(const tn_conv_geom *g, const conv_prep *pp, int nk) {
+static int px_choose(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
     const char *env = getenv("TUNABLE_CONV");
     if (env && !strcmp(env, "px")) return 1;
     if (env && !strcmp(env, "q8")) return 0;
-    (void)g; (void)pp; (void)nk;
-    return 1;
+    /* a cost model in vpdpbusd-equivalents, fitted to the MLPerf Tiny layers on Zen 4: positions in lanes pay
+     * for the wide grid's extra columns and the input planes, channels in lanes for 16-channel blocks and
+     * im2col; both about 6 per 16 outputs requantized */
+    const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G, K = g->kh * g->kw * g->cin, K4 = (K + 3) / 4;
+    const double chunks = per_row ? (double)g->oh * ((g->ow + 15) / 16) : (double)((pp->px_npos + 15) / 16);
+    const double px = chunks * (4.0 * ((nk + 3) / 4)) * (kg + 6) + 0.5 * g->h * g->w * G;
+    const double q8 = (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + K / 16.0 + 8.0);
+    return px <= q8;
 }
 
 /* Geometry and packing of the positions-in-lanes path into mem (the offsets, then the weights). The padded
@@ -86,7 +92,7 @@ static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g
     pp->px_koff = koff;
     pp->px_x_bytes = a64((size_t)g->sh * g->sw * G * plane + 128);
     pp->px_tmp_bytes = a64((size_t)g->oh * g->ow * g->cout + 64);
-    pp->px_dense = px_choose(g, pp, g->cout);
+    pp->px_dense = px_choose(g, pp, g->cout, 0);
 }
 
 static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
@@ -280,18 +286,16 @@ static int conv_knobs_changed(tn_session *s, int op) {
     const int gran = kn->drowsy_granularity;
     /* element granularity runs the dense positions-in-lanes kernel: state only for rescaled multipliers */
     if (gran == TN_GRAN_ELEMENT && (!pp->px || !s->rq_mult[op])) return TN_ERR_OK;
-    const int use_px = pp->px;
     const int K = g.kh * g.kw * g.cin;
     const int n_sub = gran == TN_GRAN_ROW ? g.oh : 1;
-    const size_t pbytes = use_px ? tn_px_packed_bytes(g.cout, pp->px_packed.kg, g.cout) : tn_q8_packed_bytes(g.cout, K);
-    const size_t per = a64((size_t)g.cout * 4) + 64 + pbytes;
+    const size_t pxb = pp->px ? tn_px_packed_bytes(g.cout, pp->px_packed.kg, g.cout) : 0, q8b = tn_q8_packed_bytes(g.cout, K);
+    const size_t per = a64((size_t)g.cout * 4) + 64 + (pxb > q8b ? pxb : q8b);
     const size_t head = a64(sizeof(conv_state) + (size_t)n_sub * sizeof(conv_subset));
     uint8_t *mem = (uint8_t *)malloc(head + (size_t)n_sub * per + 64);
     if (!mem) return TN_ERR_NO_MEMORY;
     conv_state *st = (conv_state *)mem;
     st->gran = gran;
     st->n_sub = n_sub;
-    st->px = use_px;
     const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
     const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
     const int32_t *mult = s->rq_mult[op] ? s->rq_mult[op] : (const int32_t *)tn_const_in(m, o, 3);
@@ -299,8 +303,9 @@ static int conv_knobs_changed(tn_session *s, int op) {
     const int8_t *w = (const int8_t *)tn_const_in(m, o, 1);
     const int32_t *bias_folded = (const int32_t *)tn_const_in(m, o, 5);
     uint8_t *p = (uint8_t *)(((uintptr_t)mem + head + 63) & ~(uintptr_t)63);
-    for (int r = 0; r < n_sub; r++, p += per) {
-        int32_t *keep = (int32_t *)p;
+    int64_t nk_sum = 0;
+    for (int r = 0; r < n_sub; r++) {
+        int32_t *keep = (int32_t *)(p + (size_t)r * per);
         int nk = 0;
         for (int oc = 0; oc < g.cout; oc++) {
             int drop = 0;
@@ -313,6 +318,15 @@ static int conv_knobs_changed(tn_session *s, int op) {
         }
         st->sub[r].nk = nk;
         st->sub[r].keep = keep;
+        nk_sum += nk;
+    }
+    /* the kernel expected to be faster for the channels kept on average (element: always positions) */
+    const int use_px = pp->px && (gran == TN_GRAN_ELEMENT ||
+                                  px_choose(&g, pp, (int)((nk_sum + n_sub - 1) / n_sub), gran == TN_GRAN_ROW));
+    st->px = use_px;
+    for (int r = 0; r < n_sub; r++, p += per) {
+        const int nk = st->sub[r].nk;
+        const int32_t *keep = st->sub[r].keep;
         void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4)) + 63) & ~(uintptr_t)63);
         if (use_px)
             tn_px_pack(nk, g.cout, g.kh, g.kw, g.cin, w, keep, bias_folded, mult, shift, pm, &st->sub[r].xk);
@@ -334,6 +348,60 @@ static void expand_rows(int np, int nk, const int8_t *tmp, const int32_t *keep, 
 }
 
 /* The packed-GEMM path (dense, channel and row drowsy). Element drowsy stays on the per-element path. */
+/* blocks of output rows of the channels-in-lanes path, for threads (every block's packing known) */
+typedef struct {
+    const tn_ctx *c;
+    const tn_conv_geom *g;
+    const conv_prep *pp;
+    const conv_state *st;         /* row subsets, or NULL */
+    const uint8_t *xu;
+    const tn_q8_packed *B;        /* the layer's packing (no row subsets) */
+    const int32_t *keep;
+    int8_t *yb;
+    int nk, rpb, nblocks, ntasks;
+    uint64_t computed[TN_MAX_THREADS], skipped[TN_MAX_THREADS];
+} q8_job;
+
+static void q8_task(void *arg, int t, int thread) {
+    q8_job *j = (q8_job *)arg;
+    const tn_conv_geom *g = j->g;
+    const conv_prep *pp = j->pp;
+    uint8_t *scr = (uint8_t *)tn_thread_scratch(j->c->s, thread);
+    uint8_t *cols = scr;
+    int8_t *tmp = (int8_t *)(scr + pp->q8_cols_bytes + pp->q8_sub_bytes);
+    const int lda = pp->packed.K4 * 4;
+    const int8_t zero_out = dropped_value(g);
+    const int b0 = (int)((int64_t)j->nblocks * t / j->ntasks), b1 = (int)((int64_t)j->nblocks * (t + 1) / j->ntasks);
+    uint64_t computed = 0, skipped = 0;
+    for (int blk = b0; blk < b1; blk++) {
+        const int oy0 = blk * j->rpb, rows = TN_MIN(j->rpb, g->oh - oy0), np = rows * g->ow;
+        int8_t *yb = j->yb + (int64_t)oy0 * g->ow * g->cout;
+        int nk = j->nk;
+        const int32_t *keep = j->keep;
+        const tn_q8_packed *B = j->B;
+        if (j->st && j->st->gran == TN_GRAN_ROW) {
+            nk = j->st->sub[oy0].nk;
+            keep = j->st->sub[oy0].keep;
+            B = &j->st->sub[oy0].pk;
+        }
+        skipped += (uint64_t)np * (g->cout - nk);
+        if (nk == 0) {
+            memset(yb, zero_out, (size_t)np * g->cout);
+            continue;
+        }
+        im2col_u8(g, j->xu, oy0, rows, lda, cols);
+        if (nk == g->cout) {
+            tn_arch->q8_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, yb, g->cout);
+        } else {
+            tn_arch->q8_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, tmp, nk);
+            expand_rows(np, nk, tmp, keep, g->cout, zero_out, yb);
+        }
+        computed += (uint64_t)np * nk;
+    }
+    j->computed[t] = computed;
+    j->skipped[t] = skipped;
+}
+
 static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
     const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
@@ -382,10 +450,29 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     }
     uint8_t *used = (uint8_t *)(keep_buf + g->cout);  /* row granularity: channels used at least once */
     if (drowsy && gran == TN_GRAN_ROW) memset(used, 0, (size_t)g->cout);
+    /* with every block's packing known before the run (no drowsy, or the session's subsets), the blocks of
+     * rows are split among the threads */
+    const int parallel = !drowsy ? !repack_all : st != NULL;
     for (int b = 0; b < g->n; b++) {
         const int8_t *xb = x + (int64_t)b * g->h * g->w * g->cin;
         const int64_t xn = (int64_t)g->h * g->w * g->cin;
         for (int64_t i = 0; i < xn; i++) xu[i] = (uint8_t)(xb[i] ^ 0x80);
+        if (parallel) {
+            q8_job j;
+            j.c = c; j.g = g; j.pp = pp; j.st = st; j.xu = xu; j.B = B; j.nk = nk; j.keep = keep; j.rpb = rpb;
+            j.yb = y + (int64_t)b * g->oh * g->ow * g->cout;
+            j.nblocks = (g->oh + rpb - 1) / rpb;
+            j.ntasks = TN_MIN(tn_session_threads(c->s), j.nblocks);
+            tn_parallel(c->s, j.ntasks, q8_task, &j);
+            for (int t = 0; t < j.ntasks; t++) {
+                computed += j.computed[t];
+                skipped += j.skipped[t];
+            }
+            if (st && st->gran == TN_GRAN_ROW)
+                for (int r = 0; r < g->oh; r++)
+                    for (int i = 0; i < st->sub[r].nk; i++) used[st->sub[r].keep[i]] = 1;
+            continue;
+        }
         for (int oy0 = 0; oy0 < g->oh; oy0 += rpb) {
             const int rows = TN_MIN(rpb, g->oh - oy0);
             const int np = rows * g->ow;
@@ -438,35 +525,38 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     return TN_ERR_OK;
 }
 
-/* The input of one image as the positions-in-lanes planes (arch.h): uint8, the zero point in the border.
- * Input row by row and column phase by phase, so that each phase's columns are consecutive plane entries. */
-static void px_build(const tn_conv_geom *g, const conv_prep *pp, const int8_t *xb, uint8_t *X) {
+/* Padded rows [py0, py1) of one image as the positions-in-lanes planes (arch.h): uint8, the zero point in
+ * the border; each input row column phase by column phase, so that a phase's columns are consecutive plane
+ * entries. Rows are independent: threads build disjoint ranges. */
+static void px_build(const tn_conv_geom *g, const conv_prep *pp, const int8_t *xb, uint8_t *X, int py0, int py1) {
     const uint8_t pad = (uint8_t)((int8_t)g->in_zp ^ 0x80);
     const int G = pp->px_G, Hq = pp->px_Hq, Wq = pp->px_Wq, cin = g->cin, sw = g->sw;
     const size_t plane = (size_t)Hq * Wq * 4;
-    memset(X, pad, (size_t)g->sh * sw * G * plane + 64);
-    for (int iy = 0; iy < g->h; iy++) {
-        const int py = iy + g->pt;
-        if (py >= Hq * g->sh) break;
-        const int phy = py % g->sh, qy = py / g->sh;
+    for (int py = py0; py < py1; py++) {
+        const int phy = py % g->sh, qy = py / g->sh, iy = py - g->pt;
+        uint8_t *base = X + ((size_t)phy * sw * G * Hq + qy) * Wq * 4;  /* phase x 0, group 0 */
+        for (int i = 0; i < sw * G; i++) memset(base + i * plane, pad, (size_t)Wq * 4);
+        if (iy < 0 || iy >= g->h) continue;
         const int8_t *row = xb + (int64_t)iy * g->w * cin;
         for (int ph = 0; ph < sw; ph++) {
             const int ix0 = ((ph - g->pl) % sw + sw) % sw, qx = (ix0 + g->pl) / sw;
             if (ix0 >= g->w || qx >= Wq) continue;
             const int cnt = TN_MIN((g->w - ix0 + sw - 1) / sw, Wq - qx);
-            uint8_t *d = X + ((size_t)(phy * sw + ph) * G * Hq + qy) * Wq * 4 + (size_t)qx * 4;
-            tn_arch->px_fill(cnt, row + (int64_t)ix0 * cin, (int64_t)sw * cin, cin, d, (int64_t)plane);
+            tn_arch->px_fill(cnt, row + (int64_t)ix0 * cin, (int64_t)sw * cin, cin, base + ph * G * plane + (size_t)qx * 4,
+                             (int64_t)plane);
         }
     }
 }
 
-/* drowsy element granularity after a dense computation: the dropped outputs become real zero */
-static uint64_t mask_elements(tn_ctx *c, const tn_conv_geom *g, int b, int8_t *yb, uint8_t *used) {
+/* drowsy element granularity after a dense computation of rows [oy0, oy1): the dropped outputs become real
+ * zero */
+static uint64_t mask_elements(const tn_ctx *c, const tn_conv_geom *g, int b, int oy0, int oy1, int8_t *yb,
+                              uint8_t *used) {
     const tn_layer_knobs *kn = c->knobs;
     const uint32_t layer = (uint32_t)c->op->index;
     const int8_t zero_out = dropped_value(g);
     uint64_t skipped = 0;
-    for (int oy = 0; oy < g->oh; oy++)
+    for (int oy = oy0; oy < oy1; oy++)
         for (int ox = 0; ox < g->ow; ox++) {
             int8_t *yp = yb + ((int64_t)oy * g->ow + ox) * g->cout;
             const uint64_t u0 = (((uint64_t)b * g->oh + oy) * g->ow + ox) * g->cout;
@@ -480,6 +570,101 @@ static uint64_t mask_elements(tn_ctx *c, const tn_conv_geom *g, int b, int8_t *y
     return skipped;
 }
 
+/* one image of the positions-in-lanes path, split into tasks of consecutive rows */
+typedef struct {
+    const tn_ctx *c;
+    const tn_conv_geom *g;
+    const conv_prep *pp;
+    const conv_state *st;
+    const int8_t *xb;
+    uint8_t *X;
+    int8_t *yb;
+    int b, mode, ntasks;          /* mode: 0 dense, 1 element, 2 channel, 3 row */
+    size_t used_off;              /* the "used" flags in each thread's scratch */
+    uint64_t computed[TN_MAX_THREADS], skipped[TN_MAX_THREADS];
+} px_job;
+
+static void px_rows(const px_job *j, int t, int n, int *r0, int *r1) {
+    *r0 = (int)((int64_t)n * t / j->ntasks);
+    *r1 = (int)((int64_t)n * (t + 1) / j->ntasks);
+}
+
+static void px_build_task(void *arg, int t, int thread) {
+    const px_job *j = (const px_job *)arg;
+    int r0, r1;
+    px_rows(j, t, j->pp->px_Hq * j->g->sh, &r0, &r1);
+    px_build(j->g, j->pp, j->xb, j->X, r0, r1);
+    (void)thread;
+}
+
+static void px_compute_task(void *arg, int t, int thread) {
+    px_job *j = (px_job *)arg;
+    const tn_conv_geom *g = j->g;
+    const conv_prep *pp = j->pp;
+    const int C = g->cout, Wq = pp->px_Wq, ow = g->ow;
+    const int8_t zero_out = dropped_value(g);
+    uint8_t *scr = (uint8_t *)tn_thread_scratch(j->c->s, thread);
+    uint8_t *used = scr + j->used_off;
+    int8_t *tmp = (int8_t *)(scr + pp->px_x_bytes);  /* a row's compact outputs (no in-place expansion) */
+    int r0, r1;
+    px_rows(j, t, g->oh, &r0, &r1);
+    if (r0 >= r1) return;
+    uint64_t computed = 0, skipped = 0;
+    if (j->mode == 3) {
+        for (int oy = r0; oy < r1; oy++) {
+            const conv_subset *sub = &j->st->sub[oy];
+            const int nk = sub->nk;
+            int8_t *yr = j->yb + (int64_t)oy * ow * C;
+            skipped += (uint64_t)ow * (C - nk);
+            if (!nk) {
+                memset(yr, zero_out, (size_t)ow * C);
+                continue;
+            }
+            if (sub->xk.xoff) {  /* expanded in place by the kernel */
+                tn_arch->px_conv(oy * Wq, ow, Wq, ow, j->X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max, yr,
+                                 C);
+            } else {
+                tn_arch->px_conv(oy * Wq, ow, Wq, ow, j->X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max, tmp,
+                                 nk);
+                expand_rows(ow, nk, tmp, sub->keep, C, zero_out, yr);
+            }
+            for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
+            computed += (uint64_t)ow * nk;
+        }
+    } else {
+        const int p0 = r0 * Wq, np = (r1 - r0 - 1) * Wq + ow;
+        int8_t *yr = j->yb + (int64_t)r0 * ow * C;
+        const conv_subset *sub = j->mode == 2 ? &j->st->sub[0] : NULL;
+        if (sub) {
+            const int nk = sub->nk;
+            skipped += (uint64_t)(r1 - r0) * ow * (C - nk);
+            if (!nk) {
+                memset(yr, zero_out, (size_t)(r1 - r0) * ow * C);
+            } else if (sub->xk.xoff) {
+                tn_arch->px_conv(p0, np, Wq, ow, j->X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max, yr, C);
+            } else {
+                for (int oy = r0; oy < r1; oy++) {  /* row by row through the compact buffer */
+                    tn_arch->px_conv(oy * Wq, ow, Wq, ow, j->X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max,
+                                     tmp, nk);
+                    expand_rows(ow, nk, tmp, sub->keep, C, zero_out, j->yb + (int64_t)oy * ow * C);
+                }
+            }
+            computed += (uint64_t)(r1 - r0) * ow * nk;
+        } else {
+            const tn_px_packed *B = j->st ? &j->st->sub[0].xk : &pp->px_packed;
+            tn_arch->px_conv(p0, np, Wq, ow, j->X, pp->px_koff, B, g->out_zp, g->act_min, g->act_max, yr, C);
+            computed += (uint64_t)(r1 - r0) * ow * C;
+            if (j->mode == 1) {
+                const uint64_t sk = mask_elements(j->c, g, j->b, r0, r1, j->yb, used);
+                skipped += sk;
+                computed -= sk;
+            }
+        }
+    }
+    j->computed[t] = computed;
+    j->skipped[t] = skipped;
+}
+
 /* The positions-in-lanes path: dense, element drowsy (dense, then masked), channel and row drowsy (the
  * session's subsets). Returns TN_ERR_UNSUPPORTED where the knobs need state the session lacks. */
 static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
@@ -490,69 +675,39 @@ static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
-    uint8_t *X = (uint8_t *)c->scratch;
-    int8_t *tmp = (int8_t *)(X + pp->px_x_bytes);
-    uint8_t *used = (uint8_t *)tmp + pp->px_tmp_bytes;
-    const int C = g->cout, Wq = pp->px_Wq, K = g->kh * g->kw * g->cin;
-    const int8_t zero_out = dropped_value(g);
+    const int C = g->cout, K = g->kh * g->kw * g->cin, T = tn_session_threads(c->s);
+    px_job j;
+    j.c = c;
+    j.g = g;
+    j.pp = pp;
+    j.st = st;
+    j.X = (uint8_t *)c->scratch;
+    j.mode = !drowsy ? 0 : gran == TN_GRAN_ELEMENT ? 1 : gran == TN_GRAN_CHANNEL ? 2 : 3;
+    j.used_off = pp->px_x_bytes + pp->px_tmp_bytes;
+    for (int th = 0; th < T; th++) memset((uint8_t *)tn_thread_scratch(c->s, th) + j.used_off, 0, (size_t)C);
     uint64_t computed = 0, skipped = 0;
-    memset(used, 0, (size_t)C);
     for (int b = 0; b < g->n; b++) {
-        const int8_t *xb = x + (int64_t)b * g->h * g->w * g->cin;
-        int8_t *yb = y + (int64_t)b * g->oh * g->ow * C;
-        px_build(g, pp, xb, X);
-        if (drowsy && gran == TN_GRAN_ROW) {
-            for (int oy = 0; oy < g->oh; oy++) {
-                const conv_subset *sub = &st->sub[oy];
-                const int nk = sub->nk;
-                int8_t *yr = yb + (int64_t)oy * g->ow * C;
-                skipped += (uint64_t)g->ow * (C - nk);
-                if (!nk) {
-                    memset(yr, zero_out, (size_t)g->ow * C);
-                    continue;
-                }
-                if (sub->xk.xoff) {  /* expanded in place by the kernel */
-                    tn_arch->px_conv(oy * Wq, g->ow, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min,
-                                     g->act_max, yr, C);
-                } else {
-                    tn_arch->px_conv(oy * Wq, g->ow, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min,
-                                     g->act_max, tmp, nk);
-                    expand_rows(g->ow, nk, tmp, sub->keep, C, zero_out, yr);
-                }
-                for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
-                computed += (uint64_t)g->ow * nk;
-            }
-            continue;
+        j.b = b;
+        j.xb = x + (int64_t)b * g->h * g->w * g->cin;
+        j.yb = y + (int64_t)b * g->oh * g->ow * C;
+        j.ntasks = TN_MIN(T, pp->px_Hq * g->sh);
+        tn_parallel(c->s, j.ntasks, px_build_task, &j);
+        j.ntasks = TN_MIN(T, g->oh);
+        tn_parallel(c->s, j.ntasks, px_compute_task, &j);
+        for (int t = 0; t < j.ntasks; t++) {
+            computed += j.computed[t];
+            skipped += j.skipped[t];
         }
-        if (drowsy && gran == TN_GRAN_CHANNEL) {
-            const conv_subset *sub = &st->sub[0];
-            const int nk = sub->nk;
-            skipped += (uint64_t)g->oh * g->ow * (C - nk);
-            if (!nk) {
-                memset(yb, zero_out, (size_t)g->oh * g->ow * C);
-                continue;
-            }
-            if (sub->xk.xoff) {
-                tn_arch->px_conv(0, pp->px_npos, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max,
-                                 yb, C);
-            } else {
-                tn_arch->px_conv(0, pp->px_npos, Wq, g->ow, X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max,
-                                 tmp, nk);
-                expand_rows(g->oh * g->ow, nk, tmp, sub->keep, C, zero_out, yb);
-            }
-            for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
-            computed += (uint64_t)g->oh * g->ow * nk;
-            continue;
-        }
-        const tn_px_packed *B = st ? &st->sub[0].xk : &pp->px_packed;
-        tn_arch->px_conv(0, pp->px_npos, Wq, g->ow, X, pp->px_koff, B, g->out_zp, g->act_min, g->act_max, yb, C);
-        computed += (uint64_t)g->oh * g->ow * C;
-        if (drowsy) {
-            const uint64_t sk = mask_elements(c, g, b, yb, used);
-            skipped += sk;
-            computed -= sk;
-        } else {
-            memset(used, 1, (size_t)C);
+    }
+    uint8_t *used = (uint8_t *)c->scratch + j.used_off;
+    if (j.mode == 0) {
+        memset(used, 1, (size_t)C);
+    } else if (j.mode == 2) {
+        for (int k = 0; k < st->sub[0].nk; k++) used[st->sub[0].keep[k]] = 1;
+    } else {
+        for (int th = 1; th < T; th++) {
+            const uint8_t *u = (const uint8_t *)tn_thread_scratch(c->s, th) + j.used_off;
+            for (int oc = 0; oc < C; oc++) used[oc] |= u[oc];
         }
     }
     uint64_t used_ch = 0;
@@ -567,6 +722,100 @@ static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
     k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
     return TN_ERR_OK;
+}
+
+/* blocks of output rows of the portable im2col + GEMM path (every variant without a packed kernel) */
+typedef struct {
+    const tn_ctx *c;
+    const tn_conv_geom *g;
+    const conv_prep *pp;
+    const int8_t *xb;
+    const int32_t *keep_all;      /* dense, element and channel drowsy: the channels computed */
+    int nk_all, b, rpb, nblocks, ntasks;
+    uint64_t computed[TN_MAX_THREADS], skipped[TN_MAX_THREADS];
+} gen_job;
+
+static void gen_task(void *arg, int t, int thread) {
+    gen_job *j = (gen_job *)arg;
+    const tn_ctx *c = j->c;
+    const tn_conv_geom g = *j->g;
+    const conv_prep *pp = j->pp;
+    const int8_t *w = (const int8_t *)tn_in(c, 1);
+    const int32_t *bias = (const int32_t *)tn_in(c, 5), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
+    const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
+    const int32_t *rank_r = c->op->n_in > 7 && c->op->in[7] >= 0 ? (const int32_t *)tn_in(c, 7) : NULL;
+    int8_t *y = (int8_t *)tn_out(c, 0);
+    uint8_t *scr = (uint8_t *)tn_thread_scratch(c->s, thread);
+    int8_t *cols = (int8_t *)scr;
+    int32_t *acc = (int32_t *)(scr + pp->im2col_bytes);
+    int32_t *keep_row = (int32_t *)(scr + pp->im2col_bytes + pp->acc_bytes);
+    uint8_t *used = (uint8_t *)(keep_row + g.cout);
+    const int K = g.kh * g.kw * g.cin, b = j->b;
+    const tn_layer_knobs *kn = c->knobs;
+    const int drowsy = tn_drowsy_active(kn);
+    const int gran = kn->drowsy_granularity;
+    const uint32_t layer = (uint32_t)c->op->index;
+    const uint64_t seed = c->s->seed;
+    const int8_t zero_out = dropped_value(&g);
+    const int8_t *xb = j->xb;
+    const int b0 = (int)((int64_t)j->nblocks * t / j->ntasks), b1 = (int)((int64_t)j->nblocks * (t + 1) / j->ntasks);
+    uint64_t computed = 0, skipped = 0;
+    for (int blk = b0; blk < b1; blk++) {
+        const int oy0 = blk * j->rpb;
+        const int rows = TN_MIN(j->rpb, g.oh - oy0);
+        const int np = rows * g.ow;
+        int nk = j->nk_all;
+        const int32_t *keep = j->keep_all;
+        if (drowsy && gran == TN_GRAN_ROW) {
+            nk = 0;
+            for (int oc = 0; oc < g.cout; oc++) {
+                int drop = kn->drowsy_select ? rank_r[(int64_t)oy0 * g.cout + oc] < kn->drowsy_drop_count
+                                             : tn_drowsy_drop(kn, seed, layer, ((uint64_t)b * g.oh + oy0) * g.cout + oc, NULL);
+                if (!drop) keep_row[nk++] = oc;
+            }
+            keep = keep_row;
+        }
+        int8_t *yb = y + (((int64_t)b * g.oh + oy0) * g.ow) * g.cout;
+        if (nk < g.cout) {
+            memset(yb, zero_out, (size_t)np * g.cout);
+            skipped += (uint64_t)np * (g.cout - nk);
+        }
+        if (nk == 0) continue;
+        const int8_t *A = pp->direct ? xb + (int64_t)oy0 * g.w * g.cin : cols;
+        if (!pp->direct) im2col(&g, xb, oy0, rows, cols);
+        if (drowsy && gran == TN_GRAN_ELEMENT) {
+            for (int p = 0; p < np; p++) {
+                const int oy = oy0 + p / g.ow, ox = p % g.ow;
+                int8_t *yp = yb + (int64_t)p * g.cout;
+                for (int oc = 0; oc < g.cout; oc++) {
+                    uint64_t unit = (((uint64_t)b * g.oh + oy) * g.ow + ox) * g.cout + oc;
+                    if (tn_drowsy_drop(kn, seed, layer, unit, NULL)) { yp[oc] = zero_out; skipped++; continue; }
+                    int32_t a = bias[oc] + tn_arch->dot(K, A + (int64_t)p * K, w + (int64_t)oc * K);
+                    yp[oc] = tn_requant(a, mult[oc], shift[oc], g.out_zp, g.act_min, g.act_max);
+                    used[oc] = 1;
+                    computed++;
+                }
+            }
+            continue;
+        }
+        tn_arch->gemm(np, nk, K, A, w, keep, acc);
+        for (int p = 0; p < np; p++) {
+            const int32_t *ap = acc + (int64_t)p * nk;
+            int8_t *yp = yb + (int64_t)p * g.cout;
+            if (nk == g.cout) {  /* all channels: keep[j] == j */
+                tn_arch->requant_row(nk, ap, bias, mult, shift, g.out_zp, g.act_min, g.act_max, yp);
+                continue;
+            }
+            for (int jj = 0; jj < nk; jj++) {
+                const int oc = keep[jj];
+                yp[oc] = tn_requant(ap[jj] + bias[oc], mult[oc], shift[oc], g.out_zp, g.act_min, g.act_max);
+            }
+        }
+        for (int jj = 0; jj < nk; jj++) used[keep[jj]] = 1;
+        computed += (uint64_t)np * nk;
+    }
+    j->computed[t] = computed;
+    j->skipped[t] = skipped;
 }
 
 static int conv_eval(tn_ctx *c) {
@@ -585,88 +834,48 @@ static int conv_eval(tn_ctx *c) {
     }
     if (pp->q8 && tn_arch->q8_gemm && !(tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT))
         return conv_eval_q8(c, &g, pp);
-    const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
-    const int32_t *bias = (const int32_t *)tn_in(c, 5), *mult = c->rq_mult ? c->rq_mult : (const int32_t *)tn_in(c, 3);
-    const int32_t *shift = c->rq_shift ? c->rq_shift : (const int32_t *)tn_in(c, 4);
+    const int8_t *x = (const int8_t *)tn_in(c, 0);
     const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
-    const int32_t *rank_r = c->op->n_in > 7 && c->op->in[7] >= 0 ? (const int32_t *)tn_in(c, 7) : NULL;
-    int8_t *y = (int8_t *)tn_out(c, 0);
     uint8_t *scr = (uint8_t *)c->scratch;
-    int8_t *cols = (int8_t *)scr;
-    int32_t *acc = (int32_t *)(scr + pp->im2col_bytes);
     int32_t *keep = (int32_t *)(scr + pp->im2col_bytes + pp->acc_bytes);
-    uint8_t *used = (uint8_t *)(keep + g.cout);
-    const int K = g.kh * g.kw * g.cin;
+    const int K = g.kh * g.kw * g.cin, T = tn_session_threads(c->s);
     const tn_layer_knobs *kn = c->knobs;
     const int drowsy = tn_drowsy_active(kn);
     const int gran = kn->drowsy_granularity;
     const uint32_t layer = (uint32_t)c->op->index;
-    const uint64_t seed = c->s->seed;
-    const int rpb = (drowsy && gran == TN_GRAN_ROW) ? 1 : pp->rows_per_block;
-    const int8_t zero_out = dropped_value(&g);
     uint64_t computed = 0, skipped = 0;
-    memset(used, 0, (size_t)g.cout);
-
+    for (int th = 0; th < T; th++)
+        memset((uint8_t *)tn_thread_scratch(c->s, th) + pp->im2col_bytes + pp->acc_bytes + (size_t)g.cout * 4, 0,
+               (size_t)g.cout);
     int nk_all = 0;
     if (!drowsy || gran == TN_GRAN_ELEMENT) {
         for (int oc = 0; oc < g.cout; oc++) keep[nk_all++] = oc;
     } else if (gran == TN_GRAN_CHANNEL) {
         for (int oc = 0; oc < g.cout; oc++)
-            if (!tn_drowsy_drop(kn, seed, layer, (uint64_t)oc, rank_c)) keep[nk_all++] = oc;
+            if (!tn_drowsy_drop(kn, c->s->seed, layer, (uint64_t)oc, rank_c)) keep[nk_all++] = oc;
     }
+    gen_job j;
+    j.c = c;
+    j.g = &g;
+    j.pp = pp;
+    j.keep_all = keep;
+    j.nk_all = nk_all;
+    j.rpb = (drowsy && gran == TN_GRAN_ROW) ? 1 : pp->rows_per_block;
+    j.nblocks = (g.oh + j.rpb - 1) / j.rpb;
+    j.ntasks = TN_MIN(T, j.nblocks);
     for (int b = 0; b < g.n; b++) {
-        const int8_t *xb = x + (int64_t)b * g.h * g.w * g.cin;
-        for (int oy0 = 0; oy0 < g.oh; oy0 += rpb) {
-            const int rows = TN_MIN(rpb, g.oh - oy0);
-            const int np = rows * g.ow;
-            int nk = nk_all;
-            if (drowsy && gran == TN_GRAN_ROW) {
-                nk = 0;
-                for (int oc = 0; oc < g.cout; oc++) {
-                    int drop = kn->drowsy_select ? rank_r[(int64_t)oy0 * g.cout + oc] < kn->drowsy_drop_count
-                                                 : tn_drowsy_drop(kn, seed, layer, ((uint64_t)b * g.oh + oy0) * g.cout + oc, NULL);
-                    if (!drop) keep[nk++] = oc;
-                }
-            }
-            int8_t *yb = y + (((int64_t)b * g.oh + oy0) * g.ow) * g.cout;
-            if (nk < g.cout) {
-                memset(yb, zero_out, (size_t)np * g.cout);
-                skipped += (uint64_t)np * (g.cout - nk);
-            }
-            if (nk == 0) continue;
-            const int8_t *A = pp->direct ? xb + (int64_t)oy0 * g.w * g.cin : cols;
-            if (!pp->direct) im2col(&g, xb, oy0, rows, cols);
-            if (drowsy && gran == TN_GRAN_ELEMENT) {
-                for (int p = 0; p < np; p++) {
-                    const int oy = oy0 + p / g.ow, ox = p % g.ow;
-                    int8_t *yp = yb + (int64_t)p * g.cout;
-                    for (int oc = 0; oc < g.cout; oc++) {
-                        uint64_t unit = (((uint64_t)b * g.oh + oy) * g.ow + ox) * g.cout + oc;
-                        if (tn_drowsy_drop(kn, seed, layer, unit, NULL)) { yp[oc] = zero_out; skipped++; continue; }
-                        int32_t a = bias[oc] + tn_arch->dot(K, A + (int64_t)p * K, w + (int64_t)oc * K);
-                        yp[oc] = tn_requant(a, mult[oc], shift[oc], g.out_zp, g.act_min, g.act_max);
-                        used[oc] = 1;
-                        computed++;
-                    }
-                }
-                continue;
-            }
-            tn_arch->gemm(np, nk, K, A, w, keep, acc);
-            for (int p = 0; p < np; p++) {
-                const int32_t *ap = acc + (int64_t)p * nk;
-                int8_t *yp = yb + (int64_t)p * g.cout;
-                if (nk == g.cout) {  /* all channels: keep[j] == j */
-                    tn_arch->requant_row(nk, ap, bias, mult, shift, g.out_zp, g.act_min, g.act_max, yp);
-                    continue;
-                }
-                for (int j = 0; j < nk; j++) {
-                    const int oc = keep[j];
-                    yp[oc] = tn_requant(ap[j] + bias[oc], mult[oc], shift[oc], g.out_zp, g.act_min, g.act_max);
-                }
-            }
-            for (int j = 0; j < nk; j++) used[keep[j]] = 1;
-            computed += (uint64_t)np * nk;
+        j.b = b;
+        j.xb = x + (int64_t)b * g.h * g.w * g.cin;
+        tn_parallel(c->s, j.ntasks, gen_task, &j);
+        for (int t = 0; t < j.ntasks; t++) {
+            computed += j.computed[t];
+            skipped += j.skipped[t];
         }
+    }
+    uint8_t *used = (uint8_t *)(keep + g.cout);
+    for (int th = 1; th < T; th++) {
+        const uint8_t *u = (const uint8_t *)tn_thread_scratch(c->s, th) + pp->im2col_bytes + pp->acc_bytes + (size_t)g.cout * 4;
+        for (int oc = 0; oc < g.cout; oc++) used[oc] |= u[oc];
     }
     uint64_t used_ch = 0;
     for (int oc = 0; oc < g.cout; oc++) used_ch += used[oc];

@@ -191,6 +191,115 @@ static void expand_row(int ow, int ck, const int8_t *t, const int32_t *keep, int
         for (int k = 0; k < ck; k++) y[(int64_t)px * C + keep[k]] = t[(int64_t)px * ck + k];
 }
 
+/* one image of the flattened-row path, in tasks of consecutive output rows */
+typedef struct {
+    const tn_ctx *c;
+    const tn_conv_geom *g;
+    const dw_prep *pp;
+    const dw_state *st;
+    const int8_t *xb;
+    int8_t *yb;
+    uint8_t *X;                   /* the planes of every computed channel (modes 0-2) */
+    int b, mode, ntasks, ck;      /* mode: 0 dense, 1 element, 2 channel, 3 row; ck: channels in X */
+    const int32_t *keep;
+    const tn_dw_packed *pk;
+    uint64_t computed[TN_MAX_THREADS], skipped[TN_MAX_THREADS];
+} dw_job;
+
+static void dw_split(const dw_job *j, int t, int n, int *r0, int *r1) {
+    *r0 = (int)((int64_t)n * t / j->ntasks);
+    *r1 = (int)((int64_t)n * (t + 1) / j->ntasks);
+}
+
+/* per-thread scratch: X (or one output row's input rows), a compact output row, tap pointers, "used" flags */
+static void dw_scratch(const dw_job *j, int thread, uint8_t **X, int8_t **tmp, const uint8_t ***in, uint8_t **used) {
+    uint8_t *scr = (uint8_t *)tn_thread_scratch(j->c->s, thread);
+    *X = scr;
+    *tmp = (int8_t *)(scr + j->pp->x_bytes);
+    *in = (const uint8_t **)((uint8_t *)*tmp + a64((size_t)j->g->ow * j->g->cout + 64));
+    *used = (uint8_t *)*in + a64((size_t)j->pp->taps * sizeof(void *));
+}
+
+static void dw_build_task(void *arg, int t, int thread) {
+    const dw_job *j = (const dw_job *)arg;
+    const int Hq = j->pp->Hq, Wq = j->pp->Wq, sh = j->g->sh, ck = j->ck;
+    const size_t plane = (size_t)Hq * Wq * ck;
+    int r0, r1;
+    dw_split(j, t, Hq * sh, &r0, &r1);
+    for (int py = r0; py < r1; py++)
+        build_row(j->g, j->xb, py, Wq, j->keep, ck, j->X + ((size_t)(py % sh) * j->g->sw * Hq + py / sh) * Wq * ck, plane);
+    (void)thread;
+}
+
+static void dw_compute_task(void *arg, int t, int thread) {
+    dw_job *j = (dw_job *)arg;
+    const tn_conv_geom *g = j->g;
+    const dw_prep *pp = j->pp;
+    const int C = g->cout, Hq = pp->Hq, Wq = pp->Wq, T = pp->taps, ow = g->ow;
+    const int8_t zero_out = (int8_t)tn_clamp(g->out_zp, g->act_min, g->act_max);
+    uint8_t *R, *used;
+    int8_t *tmp;
+    const uint8_t **in;
+    dw_scratch(j, thread, &R, &tmp, &in, &used);
+    int r0, r1;
+    dw_split(j, t, g->oh, &r0, &r1);
+    uint64_t computed = 0, skipped = 0;
+    for (int oy = r0; oy < r1; oy++) {
+        int8_t *yr = j->yb + (int64_t)oy * ow * C;
+        if (j->mode == 3) {
+            const dw_subset *sub = &j->st->sub[j->st->n_sub == 1 ? 0 : oy];
+            const int ck = sub->nk;
+            skipped += (uint64_t)ow * (C - ck);
+            if (!ck) {
+                memset(yr, zero_out, (size_t)ow * C);
+                continue;
+            }
+            for (int ky = 0; ky < g->kh; ky++)
+                build_row(g, j->xb, oy * g->sh + ky * g->dh, Wq, sub->keep, ck, R + (size_t)ky * g->sw * Wq * ck,
+                          (size_t)Wq * ck);
+            for (int tp = 0; tp < T; tp++)
+                in[tp] = R + ((size_t)((tp / g->kw) * g->sw + pp->tplane[tp] % g->sw) * Wq + pp->tqx[tp]) * ck;
+            tn_arch->dw_row(ow * ck, in, &sub->pk, g->out_zp, g->act_min, g->act_max, tmp);
+            expand_row(ow, ck, tmp, sub->keep, C, zero_out, yr);
+            for (int k = 0; k < ck; k++) used[sub->keep[k]] = 1;
+            computed += (uint64_t)ow * ck;
+            continue;
+        }
+        const int ck = j->ck;
+        for (int tp = 0; tp < T; tp++)
+            in[tp] = j->X + ((size_t)(pp->tplane[tp] * Hq + oy + pp->tqy[tp]) * Wq + pp->tqx[tp]) * ck;
+        if (j->mode == 2) {
+            tn_arch->dw_row(ow * ck, in, j->pk, g->out_zp, g->act_min, g->act_max, tmp);
+            expand_row(ow, ck, tmp, j->keep, C, zero_out, yr);
+            computed += (uint64_t)ow * ck;
+            skipped += (uint64_t)ow * (C - ck);
+            continue;
+        }
+        tn_arch->dw_row(ow * C, in, j->pk, g->out_zp, g->act_min, g->act_max, yr);
+        computed += (uint64_t)ow * C;
+        if (j->mode == 1) {
+            /* element granularity: computed densely (SIMD), the dropped outputs then set to real zero */
+            const tn_layer_knobs *kn = j->c->knobs;
+            const uint32_t layer = (uint32_t)j->c->op->index;
+            uint64_t sk = 0;
+            for (int ox = 0; ox < ow; ox++) {
+                int8_t *yp = yr + (int64_t)ox * C;
+                const uint64_t u0 = (((uint64_t)j->b * g->oh + oy) * ow + ox) * C;
+                for (int oc = 0; oc < C; oc++) {
+                    const int drop = tn_drowsy_drop(kn, j->c->s->seed, layer, u0 + oc, NULL);
+                    yp[oc] = drop ? zero_out : yp[oc];
+                    used[oc] |= (uint8_t)!drop;
+                    sk += (uint64_t)drop;
+                }
+            }
+            skipped += sk;
+            computed -= sk;
+        }
+    }
+    j->computed[t] = computed;
+    j->skipped[t] = skipped;
+}
+
 /* The flattened-row path; returns TN_ERR_UNSUPPORTED when the knobs need state the session lacks. */
 static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     const tn_layer_knobs *kn = c->knobs;
@@ -200,89 +309,66 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     if (c->rq_mult && gran == TN_GRAN_ELEMENT) return TN_ERR_UNSUPPORTED;  /* rescaled element drowsy: loop path */
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
-    uint8_t *X = (uint8_t *)c->scratch;
-    int8_t *tmp = (int8_t *)(X + pp->x_bytes);
-    const uint8_t **in = (const uint8_t **)((uint8_t *)tmp + a64((size_t)g->ow * g->cout + 64));
-    uint8_t *used = (uint8_t *)in + a64((size_t)pp->taps * sizeof(void *));
-    const int C = g->cout, Hq = pp->Hq, Wq = pp->Wq, T = pp->taps;
+    const int C = g->cout, TH = tn_session_threads(c->s);
+    dw_job j;
+    j.c = c;
+    j.g = g;
+    j.pp = pp;
+    j.st = st;
+    j.X = (uint8_t *)c->scratch;
+    j.mode = !drowsy ? 0 : gran == TN_GRAN_ELEMENT ? 1 : gran == TN_GRAN_CHANNEL ? 2 : 3;
+    j.ck = j.mode == 2 ? st->sub[0].nk : C;
+    j.keep = j.mode == 2 ? st->sub[0].keep : NULL;
+    j.pk = j.mode == 2 ? &st->sub[0].pk : &pp->packed;
+    for (int th = 0; th < TH; th++) {
+        uint8_t *X, *used;
+        int8_t *tmp;
+        const uint8_t **in;
+        dw_scratch(&j, th, &X, &tmp, &in, &used);
+        memset(used, 0, (size_t)C);
+    }
     const int8_t zero_out = (int8_t)tn_clamp(g->out_zp, g->act_min, g->act_max);
-    const uint32_t layer = (uint32_t)c->op->index;
     uint64_t computed = 0, skipped = 0;
-    memset(used, 0, (size_t)C);
     for (int b = 0; b < g->n; b++) {
-        const int8_t *xb = x + (int64_t)b * g->h * g->w * g->cin;
-        int8_t *yb = y + (int64_t)b * g->oh * g->ow * C;
-        if (drowsy && gran == TN_GRAN_ROW) {
-            for (int oy = 0; oy < g->oh; oy++) {
-                const dw_subset *sub = &st->sub[st->n_sub == 1 ? 0 : oy];
-                const int ck = sub->nk;
-                int8_t *yr = yb + (int64_t)oy * g->ow * C;
-                skipped += (uint64_t)g->ow * (C - ck);
-                if (!ck) {
-                    memset(yr, zero_out, (size_t)g->ow * C);
-                    continue;
-                }
-                for (int ky = 0; ky < g->kh; ky++)
-                    build_row(g, xb, oy * g->sh + ky * g->dh, Wq, sub->keep, ck, X + (size_t)ky * g->sw * Wq * ck,
-                              (size_t)Wq * ck);
-                for (int t = 0; t < T; t++)
-                    in[t] = X + ((size_t)((t / g->kw) * g->sw + pp->tplane[t] % g->sw) * Wq + pp->tqx[t]) * ck;
-                tn_arch->dw_row(g->ow * ck, in, &sub->pk, g->out_zp, g->act_min, g->act_max, tmp);
-                expand_row(g->ow, ck, tmp, sub->keep, C, zero_out, yr);
-                for (int k = 0; k < ck; k++) used[sub->keep[k]] = 1;
-                computed += (uint64_t)g->ow * ck;
-            }
-            continue;
-        }
-        const int compact = drowsy && gran == TN_GRAN_CHANNEL;
-        const int ck = compact ? st->sub[0].nk : C;
-        const int32_t *keep = compact ? st->sub[0].keep : NULL;
-        const tn_dw_packed *pk = compact ? &st->sub[0].pk : &pp->packed;
-        if (!ck) {
-            memset(yb, zero_out, (size_t)g->oh * g->ow * C);
+        j.b = b;
+        j.xb = x + (int64_t)b * g->h * g->w * g->cin;
+        j.yb = y + (int64_t)b * g->oh * g->ow * C;
+        if (j.mode == 2 && !j.ck) {
+            memset(j.yb, zero_out, (size_t)g->oh * g->ow * C);
             skipped += (uint64_t)g->oh * g->ow * C;
             continue;
         }
-        const size_t plane = (size_t)Hq * Wq * ck;
-        for (int py = 0; py < Hq * g->sh; py++)
-            build_row(g, xb, py, Wq, keep, ck, X + ((size_t)(py % g->sh) * g->sw * Hq + py / g->sh) * Wq * ck, plane);
-        for (int oy = 0; oy < g->oh; oy++) {
-            for (int t = 0; t < T; t++)
-                in[t] = X + ((size_t)(pp->tplane[t] * Hq + oy + pp->tqy[t]) * Wq + pp->tqx[t]) * ck;
-            int8_t *yr = yb + (int64_t)oy * g->ow * C;
-            if (compact) {
-                tn_arch->dw_row(g->ow * ck, in, pk, g->out_zp, g->act_min, g->act_max, tmp);
-                expand_row(g->ow, ck, tmp, keep, C, zero_out, yr);
-            } else {
-                tn_arch->dw_row(g->ow * C, in, pk, g->out_zp, g->act_min, g->act_max, yr);
-            }
+        if (j.mode != 3) {
+            j.ntasks = TN_MIN(TH, pp->Hq * g->sh);
+            tn_parallel(c->s, j.ntasks, dw_build_task, &j);
         }
-        if (compact) {
-            for (int k = 0; k < ck; k++) used[keep[k]] = 1;
-            computed += (uint64_t)g->oh * g->ow * ck;
-            skipped += (uint64_t)g->oh * g->ow * (C - ck);
-        } else if (drowsy) {
-            /* element granularity: computed densely (SIMD), the dropped outputs then set to real zero */
-            for (int oy = 0; oy < g->oh; oy++)
-                for (int ox = 0; ox < g->ow; ox++) {
-                    int8_t *yp = yb + ((int64_t)oy * g->ow + ox) * C;
-                    const uint64_t u0 = (((uint64_t)b * g->oh + oy) * g->ow + ox) * C;
-                    for (int oc = 0; oc < C; oc++) {
-                        const int drop = tn_drowsy_drop(kn, c->s->seed, layer, u0 + oc, NULL);
-                        yp[oc] = drop ? zero_out : yp[oc];
-                        used[oc] |= (uint8_t)!drop;
-                        skipped += (uint64_t)drop;
-                    }
-                }
-            computed += (uint64_t)g->oh * g->ow * C;
-        } else {
-            memset(used, 1, (size_t)C);
-            computed += (uint64_t)g->oh * g->ow * C;
+        j.ntasks = TN_MIN(TH, g->oh);
+        tn_parallel(c->s, j.ntasks, dw_compute_task, &j);
+        for (int t = 0; t < j.ntasks; t++) {
+            computed += j.computed[t];
+            skipped += j.skipped[t];
         }
     }
-    if (drowsy && gran == TN_GRAN_ELEMENT) computed -= skipped;
+    uint8_t *X0, *used;
+    int8_t *tmp0;
+    const uint8_t **in0;
+    dw_scratch(&j, 0, &X0, &tmp0, &in0, &used);
+    if (j.mode == 0) {
+        memset(used, 1, (size_t)C);
+    } else if (j.mode == 2) {
+        for (int k = 0; k < j.ck; k++) used[j.keep[k]] = 1;
+    } else {
+        for (int th = 1; th < TH; th++) {
+            uint8_t *X, *u;
+            int8_t *tmp;
+            const uint8_t **in;
+            dw_scratch(&j, th, &X, &tmp, &in, &u);
+            for (int oc = 0; oc < C; oc++) used[oc] |= u[oc];
+        }
+    }
     uint64_t used_ch = 0;
     for (int oc = 0; oc < C; oc++) used_ch += used[oc];
+    const int T = pp->taps;
     tn_counters *k = c->ctr;
     k->macs = computed * (uint64_t)T;
     k->mults = k->macs;

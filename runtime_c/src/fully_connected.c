@@ -13,6 +13,13 @@
 
 enum { AIP_OFF = 0, AIP_RELU_SKIP = 1, AIP_TOPM = 2, AIP_ESTIMATE_ALL = 3 };
 
+/* prepared data: the legacy double multiplier (first: fc_requant reads it), the packed weights */
+typedef struct {
+    double eff;
+    int q8;                /* weights packed for the packed GEMM (the CPU has one) */
+    tn_q8_packed packed;
+} fc_prep;
+
 static int has_perm(const tn_op *op) { return op->n_in > 6 && op->in[6] >= 0; }
 
 static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
@@ -59,20 +66,29 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
         free(seen);
     }
     if ((rc = tn_check_range(op, "requant_f64", p[TN_P_FULLY_CONNECTED_REQUANT_F64], 0, 1, err, errlen))) return rc;
+    /* the legacy multiplier first (fc_requant reads it as a double), then the packed weights */
+    const int packed = tn_arch_has_q8() && p[TN_P_FULLY_CONNECTED_W_ZP] == 0 && !p[TN_P_FULLY_CONNECTED_REQUANT_F64];
+    const size_t pb = packed ? tn_q8_packed_bytes(N, K) : 0;
+    fc_prep *pp = (fc_prep *)calloc(1, sizeof *pp + 64 + pb);
+    if (!pp) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory");
+    op->prepared = pp;
     if (p[TN_P_FULLY_CONNECTED_REQUANT_F64]) {
         /* legacy uint8 models: LiteRT's reference FC scales in double, from the float32 tensor scales */
         const double eff = (double)x->scale * (double)w->scale / (double)y->scale;
         if (!(eff > 0.0) || !isfinite(eff))
             return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "scales of '%s', '%s' and '%s' give no multiplier",
                               x->name, w->name, y->name);
-        double *pe = (double *)malloc(sizeof *pe);
-        if (!pe) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory");
-        *pe = eff;
-        op->prepared = pe;
+        pp->eff = eff;
+    }
+    if (packed) {
+        void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
+        tn_q8_pack(N, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+                   (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed);
+        pp->q8 = 1;
     }
     op->analytic_macs = (uint64_t)(xe / K) * N * K;
-    /* gathered input (K), estimates (N int32) and the completion order (N int32) */
-    op->scratch_bytes = has_perm(op) ? (size_t)K + 8 * (size_t)N + 64 : 0;
+    /* gathered input (K), estimates (N int32) and the completion order (N int32); the uint8 input */
+    op->scratch_bytes = (has_perm(op) ? (size_t)K + 8 * (size_t)N + 64 : 0) + (size_t)(K + 3) / 4 * 4 + 128;
     return TN_ERR_OK;
 }
 
@@ -175,8 +191,34 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
 static inline int8_t fc_requant(const tn_op *op, int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
                                 int32_t hi) {
     if (op->p[TN_P_FULLY_CONNECTED_REQUANT_F64])
-        return (int8_t)tn_clamp((int32_t)round((double)acc * *(const double *)op->prepared) + out_zp, lo, hi);
+        return (int8_t)tn_clamp((int32_t)round((double)acc * ((const fc_prep *)op->prepared)->eff) + out_zp, lo, hi);
     return tn_requant(acc, mult, shift, out_zp, lo, hi);
+}
+
+/* a range of 16-row output blocks of the packed path */
+typedef struct {
+    const tn_q8_packed *B;
+    const uint8_t *xu;
+    int8_t *y;
+    int32_t zp, lo, hi;
+    int ntasks;
+} fc_job;
+
+static void fc_task(void *arg, int t, int thread) {
+    const fc_job *j = (const fc_job *)arg;
+    const tn_q8_packed *B = j->B;
+    const int nb0 = (int)((int64_t)B->NB * t / j->ntasks), nb1 = (int)((int64_t)B->NB * (t + 1) / j->ntasks);
+    if (nb0 >= nb1) return;
+    tn_q8_packed v = *B;  /* a view of blocks [nb0, nb1) */
+    v.NB = nb1 - nb0;
+    v.N = TN_MIN(B->N, nb1 * 16) - nb0 * 16;
+    v.w = B->w + (int64_t)nb0 * B->K4 * 64;
+    v.bias = B->bias + nb0 * 16;
+    v.mult = B->mult + nb0 * 16;
+    v.lshift = B->lshift + nb0 * 16;
+    v.rshift = B->rshift + nb0 * 16;
+    tn_arch->q8_gemm(1, j->xu, B->K4 * 4, &v, j->zp, j->lo, j->hi, j->y + nb0 * 16, 0);
+    (void)thread;
 }
 
 static int fc_eval(tn_ctx *c) {
@@ -190,6 +232,7 @@ static int fc_eval(tn_ctx *c) {
     const int8_t *x = (const int8_t *)tn_in(c, 0), *w = (const int8_t *)tn_in(c, 1);
     const int32_t *mult = (const int32_t *)tn_in(c, 3), *shift = (const int32_t *)tn_in(c, 4);
     int8_t *y = (int8_t *)tn_out(c, 0);
+    const fc_prep *pp = (const fc_prep *)c->op->prepared;
     if (tn_approx_knobs_active(c->knobs)) return tn_fc_eval_approx(c);
     /* a top-m classifier completing every row is the exact layer: skip the preview */
     const int aip = c->knobs->aip_mode != AIP_OFF && c->knobs->aip_cols > 0 && has_perm(c->op) &&
@@ -215,6 +258,14 @@ static int fc_eval(tn_ctx *c) {
                 for (int k = 0; k < K; k++) acc += ((int32_t)wr[k] - w_zp) * ((int32_t)xr[k] - in_zp);
                 y[(int64_t)b0 * N + n] = fc_requant(c->op, acc, mult[n], shift[n], out_zp, lo, hi);
             }
+        } else if (pp->q8 && tn_arch->q8_gemm) {
+            /* the packed GEMM, one row of uint8 input (arch.h), output blocks of 16 rows split among threads */
+            uint8_t *xu = (uint8_t *)c->scratch + (has_perm(c->op) ? (((size_t)K + 8 * (size_t)N + 64 + 63) / 64) * 64 : 0);
+            for (int k = 0; k < K; k++) xu[k] = (uint8_t)(xr[k] ^ 0x80);
+            for (int k = K; k < pp->packed.K4 * 4; k++) xu[k] = 0;
+            fc_job j = {&pp->packed, xu, y + (int64_t)b0 * N, out_zp, lo, hi, 0};
+            j.ntasks = TN_MIN(tn_session_threads(c->s), N >= 64 ? pp->packed.NB : 1);
+            tn_parallel(c->s, j.ntasks, fc_task, &j);
         } else {
             const int32_t *bias = (const int32_t *)tn_in(c, 5);
             for (int n = 0; n < N; n++) {

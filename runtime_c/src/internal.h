@@ -57,6 +57,7 @@ struct tn_session {
     tn_layer_knobs *knobs;
     int32_t **rq_mult, **rq_shift;  /* per op: multipliers rescaled by drowsy_rescale, or NULL */
     void **op_state;                /* per op: state a kernel derives from the knobs (one malloc block), or NULL */
+    struct tn_pool *pool;           /* worker threads (threads.c), or NULL for one thread */
     uint64_t seed;
     char err[256];
 };
@@ -81,6 +82,16 @@ typedef struct tn_kernel {
 } tn_kernel;
 
 const tn_kernel *tn_kernel_for_op(int32_t opcode);
+
+/* ---- worker threads (threads.c) ---- */
+#define TN_MAX_THREADS 64
+typedef void (*tn_task_fn)(void *arg, int task, int thread);
+/* runs fn(arg, t, thread) for every task t < ntasks on the session's threads (the caller is thread 0) and
+ * returns when all are done; thread < tn_session_threads(s) */
+void tn_parallel(tn_session *s, int ntasks, tn_task_fn fn, void *arg);
+/* the scratch block of a thread (thread 0: the session's), op->scratch_bytes usable by every op */
+void *tn_thread_scratch(const tn_session *s, int thread);
+void tn_session_free_threads(tn_session *s);
 int tn_session_knobs_changed(tn_session *s, int op);
 
 /* Defined in the op-family files. */

@@ -22,6 +22,8 @@ static int pool_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
         return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "output does not fit the input");
     if (op->opcode == TN_OP_AVERAGE_POOL_2D &&
         (rc = tn_check_range(op, "acc_offset", p[TN_P_AVERAGE_POOL_2D_ACC_OFFSET], 0, 128, err, errlen))) return rc;
+    /* per-channel accumulators of one output pixel (the channel loops vectorise) */
+    op->scratch_bytes = (size_t)x->dims[3] * 4 + 64;
     return tn_check_act_range(op, p[TN_P_AVERAGE_POOL_2D_ACT_MIN], p[TN_P_AVERAGE_POOL_2D_ACT_MAX], err, errlen);
 }
 
@@ -37,6 +39,7 @@ static int pool_eval(tn_ctx *c, int is_max) {
     const int32_t off = is_max ? 0 : p[TN_P_AVERAGE_POOL_2D_ACC_OFFSET];
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
+    int32_t *acc = (int32_t *)c->scratch;
     uint64_t taps = 0;
     for (int b = 0; b < N; b++)
         for (int oy = 0; oy < OH; oy++)
@@ -46,20 +49,24 @@ static int pool_eval(tn_ctx *c, int is_max) {
                 const int fx0 = TN_MAX(0, -ix0), fx1 = TN_MIN(fw, W - ix0);
                 const int count = (fy1 - fy0) * (fx1 - fx0);
                 int8_t *yp = y + (((int64_t)b * OH + oy) * OW + ox) * C;
-                for (int ch = 0; ch < C; ch++) {
-                    int32_t acc = is_max ? -128 : 0;
-                    for (int fy = fy0; fy < fy1; fy++)
-                        for (int fx = fx0; fx < fx1; fx++) {
-                            const int32_t v = x[(((int64_t)b * H + iy0 + fy) * W + ix0 + fx) * C + ch];
-                            if (is_max) acc = v > acc ? v : acc;
-                            else acc += v;
-                        }
-                    if (!is_max) {
-                        acc += off * count;  /* legacy uint8: round the (non-negative) uint8 sum */
-                        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-                        acc -= off;
+                /* taps outer, channels inner (contiguous), so that the channel loops vectorise */
+                for (int ch = 0; ch < C; ch++) acc[ch] = is_max ? -128 : 0;
+                for (int fy = fy0; fy < fy1; fy++)
+                    for (int fx = fx0; fx < fx1; fx++) {
+                        const int8_t *xp = x + (((int64_t)b * H + iy0 + fy) * W + ix0 + fx) * C;
+                        if (is_max)
+                            for (int ch = 0; ch < C; ch++) acc[ch] = xp[ch] > acc[ch] ? xp[ch] : acc[ch];
+                        else
+                            for (int ch = 0; ch < C; ch++) acc[ch] += xp[ch];
                     }
-                    yp[ch] = (int8_t)tn_clamp(acc, lo, hi);
+                for (int ch = 0; ch < C; ch++) {
+                    int32_t v = acc[ch];
+                    if (!is_max) {
+                        v += off * count;  /* legacy uint8: round the (non-negative) uint8 sum */
+                        v = v > 0 ? (v + count / 2) / count : (v - count / 2) / count;
+                        v -= off;
+                    }
+                    yp[ch] = (int8_t)tn_clamp(v, lo, hi);
                 }
                 taps += (uint64_t)count * C;
             }

@@ -42,6 +42,7 @@ int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_ses
 
 void tn_session_free(tn_session *s) {
     if (!s) return;
+    tn_session_free_threads(s);
     free(s->own_alloc);
     free(s->counters);
     free(s->op_ns);

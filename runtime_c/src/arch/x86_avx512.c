@@ -4,6 +4,7 @@
 #include "../arch.h"
 #define TN_SUFFIX avx512vnni
 #define TN_HAVE_DW_ROW 1
+#define TN_HAVE_ADD 1
 #include "kernels.inc"
 #endif
 
@@ -245,8 +246,8 @@ static inline __m128i rq_ch(__m512i acc, int32_t bias, int32_t ls, int32_t mult,
 }
 
 /* accumulators of 16 positions x n channels (named, so that they stay in registers): per reduction step one
- * 64-byte load of the positions' input bytes and one vpdpbusd per channel with its 4 weight bytes broadcast;
- * px_acc2_n: two chunks of 16 positions share each broadcast (tiles of up to 12 channels) */
+ * 64-byte load of the positions' input bytes and one vpdpbusd per channel with its 4 weight bytes broadcast.
+ * (Two chunks sharing each broadcast, 24 accumulators, ran at half the rate on Zen 4.) */
 static inline void px_acc_16(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *out) {
     __m512i a0 = _mm512_setzero_si512(); __m512i a1 = _mm512_setzero_si512(); __m512i a2 = _mm512_setzero_si512(); __m512i a3 = _mm512_setzero_si512(); __m512i a4 = _mm512_setzero_si512(); __m512i a5 = _mm512_setzero_si512(); __m512i a6 = _mm512_setzero_si512(); __m512i a7 = _mm512_setzero_si512(); __m512i a8 = _mm512_setzero_si512(); __m512i a9 = _mm512_setzero_si512(); __m512i a10 = _mm512_setzero_si512(); __m512i a11 = _mm512_setzero_si512(); __m512i a12 = _mm512_setzero_si512(); __m512i a13 = _mm512_setzero_si512(); __m512i a14 = _mm512_setzero_si512(); __m512i a15 = _mm512_setzero_si512();
     for (int k = 0; k < kg; k++) {
@@ -318,54 +319,6 @@ static inline void px_acc_4(int kg, const uint8_t *A, const int64_t *koff, const
         a3 = _mm512_dpbusd_epi32(a3, x, _mm512_set1_epi32(wk[3]));
     }
     out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
-}
-static inline void px_acc2_12(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *o0, __m512i *o1) {
-    __m512i a0 = _mm512_setzero_si512(), b0 = a0; __m512i a1 = _mm512_setzero_si512(), b1 = a1; __m512i a2 = _mm512_setzero_si512(), b2 = a2; __m512i a3 = _mm512_setzero_si512(), b3 = a3; __m512i a4 = _mm512_setzero_si512(), b4 = a4; __m512i a5 = _mm512_setzero_si512(), b5 = a5; __m512i a6 = _mm512_setzero_si512(), b6 = a6; __m512i a7 = _mm512_setzero_si512(), b7 = a7; __m512i a8 = _mm512_setzero_si512(), b8 = a8; __m512i a9 = _mm512_setzero_si512(), b9 = a9; __m512i a10 = _mm512_setzero_si512(), b10 = a10; __m512i a11 = _mm512_setzero_si512(), b11 = a11;
-    for (int k = 0; k < kg; k++) {
-        const __m512i x = _mm512_loadu_si512(A + koff[k]), y = _mm512_loadu_si512(A + koff[k] + 64);
-        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 48);
-        { const __m512i v = _mm512_set1_epi32(wk[0]); a0 = _mm512_dpbusd_epi32(a0, x, v); b0 = _mm512_dpbusd_epi32(b0, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[1]); a1 = _mm512_dpbusd_epi32(a1, x, v); b1 = _mm512_dpbusd_epi32(b1, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[2]); a2 = _mm512_dpbusd_epi32(a2, x, v); b2 = _mm512_dpbusd_epi32(b2, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[3]); a3 = _mm512_dpbusd_epi32(a3, x, v); b3 = _mm512_dpbusd_epi32(b3, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[4]); a4 = _mm512_dpbusd_epi32(a4, x, v); b4 = _mm512_dpbusd_epi32(b4, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[5]); a5 = _mm512_dpbusd_epi32(a5, x, v); b5 = _mm512_dpbusd_epi32(b5, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[6]); a6 = _mm512_dpbusd_epi32(a6, x, v); b6 = _mm512_dpbusd_epi32(b6, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[7]); a7 = _mm512_dpbusd_epi32(a7, x, v); b7 = _mm512_dpbusd_epi32(b7, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[8]); a8 = _mm512_dpbusd_epi32(a8, x, v); b8 = _mm512_dpbusd_epi32(b8, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[9]); a9 = _mm512_dpbusd_epi32(a9, x, v); b9 = _mm512_dpbusd_epi32(b9, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[10]); a10 = _mm512_dpbusd_epi32(a10, x, v); b10 = _mm512_dpbusd_epi32(b10, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[11]); a11 = _mm512_dpbusd_epi32(a11, x, v); b11 = _mm512_dpbusd_epi32(b11, y, v); }
-    }
-    o0[0] = a0; o1[0] = b0; o0[1] = a1; o1[1] = b1; o0[2] = a2; o1[2] = b2; o0[3] = a3; o1[3] = b3; o0[4] = a4; o1[4] = b4; o0[5] = a5; o1[5] = b5; o0[6] = a6; o1[6] = b6; o0[7] = a7; o1[7] = b7; o0[8] = a8; o1[8] = b8; o0[9] = a9; o1[9] = b9; o0[10] = a10; o1[10] = b10; o0[11] = a11; o1[11] = b11;
-}
-static inline void px_acc2_8(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *o0, __m512i *o1) {
-    __m512i a0 = _mm512_setzero_si512(), b0 = a0; __m512i a1 = _mm512_setzero_si512(), b1 = a1; __m512i a2 = _mm512_setzero_si512(), b2 = a2; __m512i a3 = _mm512_setzero_si512(), b3 = a3; __m512i a4 = _mm512_setzero_si512(), b4 = a4; __m512i a5 = _mm512_setzero_si512(), b5 = a5; __m512i a6 = _mm512_setzero_si512(), b6 = a6; __m512i a7 = _mm512_setzero_si512(), b7 = a7;
-    for (int k = 0; k < kg; k++) {
-        const __m512i x = _mm512_loadu_si512(A + koff[k]), y = _mm512_loadu_si512(A + koff[k] + 64);
-        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 32);
-        { const __m512i v = _mm512_set1_epi32(wk[0]); a0 = _mm512_dpbusd_epi32(a0, x, v); b0 = _mm512_dpbusd_epi32(b0, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[1]); a1 = _mm512_dpbusd_epi32(a1, x, v); b1 = _mm512_dpbusd_epi32(b1, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[2]); a2 = _mm512_dpbusd_epi32(a2, x, v); b2 = _mm512_dpbusd_epi32(b2, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[3]); a3 = _mm512_dpbusd_epi32(a3, x, v); b3 = _mm512_dpbusd_epi32(b3, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[4]); a4 = _mm512_dpbusd_epi32(a4, x, v); b4 = _mm512_dpbusd_epi32(b4, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[5]); a5 = _mm512_dpbusd_epi32(a5, x, v); b5 = _mm512_dpbusd_epi32(b5, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[6]); a6 = _mm512_dpbusd_epi32(a6, x, v); b6 = _mm512_dpbusd_epi32(b6, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[7]); a7 = _mm512_dpbusd_epi32(a7, x, v); b7 = _mm512_dpbusd_epi32(b7, y, v); }
-    }
-    o0[0] = a0; o1[0] = b0; o0[1] = a1; o1[1] = b1; o0[2] = a2; o1[2] = b2; o0[3] = a3; o1[3] = b3; o0[4] = a4; o1[4] = b4; o0[5] = a5; o1[5] = b5; o0[6] = a6; o1[6] = b6; o0[7] = a7; o1[7] = b7;
-}
-static inline void px_acc2_4(int kg, const uint8_t *A, const int64_t *koff, const int8_t *w, __m512i *o0, __m512i *o1) {
-    __m512i a0 = _mm512_setzero_si512(), b0 = a0; __m512i a1 = _mm512_setzero_si512(), b1 = a1; __m512i a2 = _mm512_setzero_si512(), b2 = a2; __m512i a3 = _mm512_setzero_si512(), b3 = a3;
-    for (int k = 0; k < kg; k++) {
-        const __m512i x = _mm512_loadu_si512(A + koff[k]), y = _mm512_loadu_si512(A + koff[k] + 64);
-        const int32_t *wk = (const int32_t *)(w + (int64_t)k * 16);
-        { const __m512i v = _mm512_set1_epi32(wk[0]); a0 = _mm512_dpbusd_epi32(a0, x, v); b0 = _mm512_dpbusd_epi32(b0, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[1]); a1 = _mm512_dpbusd_epi32(a1, x, v); b1 = _mm512_dpbusd_epi32(b1, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[2]); a2 = _mm512_dpbusd_epi32(a2, x, v); b2 = _mm512_dpbusd_epi32(b2, y, v); }
-        { const __m512i v = _mm512_set1_epi32(wk[3]); a3 = _mm512_dpbusd_epi32(a3, x, v); b3 = _mm512_dpbusd_epi32(b3, y, v); }
-    }
-    o0[0] = a0; o1[0] = b0; o0[1] = a1; o1[1] = b1; o0[2] = a2; o1[2] = b2; o0[3] = a3; o1[3] = b3;
 }
 
 typedef struct {
@@ -494,36 +447,18 @@ void tn_px_conv_avx512vnni(int p0, int np, int Wq, int ow, const uint8_t *X, con
             cx.ictl[ob] = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)(B->xctl + 16 * ob)),
                                                               _mm_set1_epi8((int8_t)B->xoff[ob])));
     }
-    int8_t cb[2][16 * TN_PX_MAX_EXPAND + 64];
-    for (int q = p0; q < end; q += 32) {
-        const int two = q + 16 < end;
-        int8_t *d0[16], *d1[16];
-        px_dst(q, end, Wq, ow, row0, Y, ldy, d0);
-        if (two) px_dst(q + 16, end, Wq, ow, row0, Y, ldy, d1);
+    int8_t cb[16 * TN_PX_MAX_EXPAND + 64];
+    for (int q = p0; q < end; q += 16) {
+        int8_t *dst[16];
+        px_dst(q, end, Wq, ow, row0, Y, ldy, dst);
         const uint8_t *A = X + (int64_t)q * 4;
         for (int c0 = 0, t = 0; c0 < n; c0 += 16, t++) {
             const int width = TN_PX_WIDTH(n, t);
-            const int8_t *w = B->w + (int64_t)t * kg * 64;
-            __m512i a0[16], a1[16];
-            if (two && width <= 12) {
-                if (width == 12) px_acc2_12(kg, A, koff, w, a0, a1);
-                else if (width == 8) px_acc2_8(kg, A, koff, w, a0, a1);
-                else px_acc2_4(kg, A, koff, w, a0, a1);
-                px_tile_out(&cx, B, a0, width, c0, d0, cb[0]);
-                px_tile_out(&cx, B, a1, width, c0, d1, cb[1]);
-                continue;
-            }
-            px_acc1(width, kg, A, koff, w, a0);
-            px_tile_out(&cx, B, a0, width, c0, d0, cb[0]);
-            if (two) {
-                px_acc1(width, kg, A + 64, koff, w, a1);
-                px_tile_out(&cx, B, a1, width, c0, d1, cb[1]);
-            }
+            __m512i acc[16];
+            px_acc1(width, kg, A, koff, B->w + (int64_t)t * kg * 64, acc);
+            px_tile_out(&cx, B, acc, width, c0, dst, cb);
         }
-        if (cx.expand) {
-            px_expand(&cx, B, d0, cb[0]);
-            if (two) px_expand(&cx, B, d1, cb[1]);
-        }
+        if (cx.expand) px_expand(&cx, B, dst, cb);
     }
 }
 #endif
@@ -589,6 +524,43 @@ void tn_px_fill_avx512vnni(int n, const int8_t *src, int64_t sstride, int cin, u
             memcpy(d, &v, 4);
         }
         for (int c = 4 * full; c < cin; c++) d[c - 4 * full] = (uint8_t)(s[c] ^ 0x80);
+    }
+}
+#endif
+
+/* ---- ADD (TFLite's integer arithmetic, arch.h: tn_add_params) ---- */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* MultiplyByQuantizedMultiplier with a right shift e (shift <= 0): rounding doubling high multiply, then a
+ * rounding divide by 2^e, for 16 lanes with scalar parameters */
+static inline __m512i mbqm_r(__m512i x, __m512i m, __m128i e, __m512i mask, __m512i half) {
+    const __m512i n30 = _mm512_set1_epi64(1ll << 30);
+    const __m512i pe = _mm512_add_epi64(_mm512_mul_epi32(x, m), n30);
+    const __m512i po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), m), n30);
+    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31), _mm512_slli_epi64(po, 1));
+    const __m512i rem = _mm512_and_si512(high, mask);
+    const __m512i thr = _mm512_add_epi32(half, _mm512_srli_epi32(high, 31));
+    const __m512i r = _mm512_sra_epi32(high, e);
+    return _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, _mm512_set1_epi32(1));
+}
+
+void tn_add_avx512vnni(int64_t n, const int8_t *a, const int8_t *b, const tn_add_params *p, int8_t *y) {
+    const __m512i azp = _mm512_set1_epi32(p->a_zp), bzp = _mm512_set1_epi32(p->b_zp), ozp = _mm512_set1_epi32(p->out_zp);
+    const __m128i ls = _mm_cvtsi32_si128(p->left_shift);
+    const __m512i am = _mm512_set1_epi32(p->a_mult), bm = _mm512_set1_epi32(p->b_mult), om = _mm512_set1_epi32(p->out_mult);
+    const int ae = -p->a_shift, be = -p->b_shift, oe = -p->out_shift;
+    const __m128i aev = _mm_cvtsi32_si128(ae), bev = _mm_cvtsi32_si128(be), oev = _mm_cvtsi32_si128(oe);
+    const __m512i amask = _mm512_set1_epi32((int32_t)((1ll << ae) - 1)), ahalf = _mm512_set1_epi32((int32_t)(((1ll << ae) - 1) >> 1));
+    const __m512i bmask = _mm512_set1_epi32((int32_t)((1ll << be) - 1)), bhalf = _mm512_set1_epi32((int32_t)(((1ll << be) - 1) >> 1));
+    const __m512i omask = _mm512_set1_epi32((int32_t)((1ll << oe) - 1)), ohalf = _mm512_set1_epi32((int32_t)(((1ll << oe) - 1) >> 1));
+    const __m128i lo = _mm_set1_epi8((int8_t)p->lo), hi = _mm_set1_epi8((int8_t)p->hi);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i xa = _mm512_sll_epi32(_mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, a + i)), azp), ls);
+        const __m512i xb = _mm512_sll_epi32(_mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, b + i)), bzp), ls);
+        const __m512i s = _mm512_add_epi32(mbqm_r(xa, am, aev, amask, ahalf), mbqm_r(xb, bm, bev, bmask, bhalf));
+        const __m512i o = _mm512_add_epi32(mbqm_r(s, om, oev, omask, ohalf), ozp);
+        const __m128i v = _mm_min_epi8(_mm_max_epi8(_mm512_cvtsepi32_epi8(o), lo), hi);
+        _mm_mask_storeu_epi8(y + i, k, v);
     }
 }
 #endif
