@@ -4,11 +4,14 @@
     python bench/peers.py --models resnet8 --rounds 5 --window 0.2
     python bench/peers.py --no-knobs           # the peer table only
     python bench/peers.py --json out.json
+    python bench/peers.py --no-peers --no-knobs --threads 1,2   # the threads option (not pinned)
 
 Table 1: per-inference latency of tunable (the kernel variant the CPU gets, 1 thread) and its ratio to LiteRT
 builtin (ruy, no delegate), LiteRT default (XNNPACK) and TFLite Micro. Tables 2-3: latency against knob level
 for drowsy (element, row and channel granularity, random selection) and aip, normalised to knobs off, for the
-whole inference and for the layers the knob acts on (the sum of the C runtime's per-op wall times).
+whole inference and for the layers the knob acts on (the sum of the C runtime's per-op wall times); lut
+(look-up tables on every conv, depthwise and FC layer, from a plan compiled with their artefacts) against
+that plan with knobs off, with a plain note where a knob is slower than off.
 
 How: the process is pinned to one core; every engine runs the same random input. The machine is shared and
 noisy, so the engines (or knob settings) are interleaved: each round measures every one of them for a window
@@ -18,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# numpy's OpenBLAS threads spin beside the measured thread on a small machine: keep them off
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,6 +45,7 @@ PEERS = {"litert-builtin": "LiteRT builtin (ruy)", "litert-default": "LiteRT def
          "tflm": "TFLite Micro"}
 DROWSY_LEVELS = (0.1, 0.25, 0.5, 0.75)
 AIP_LEVELS = (1 / 2, 1 / 4, 1 / 8, 1 / 16)
+LUT_CONFIGS = ((4, 256), (16, 256))  # (K_w, K_a) on every conv, depthwise and FC layer
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
@@ -170,6 +177,16 @@ def knob_curves(paths: dict[str, Path], rounds: int, window_s: float) -> list[di
         runners = {}
         for k, (kn, _) in settings.items():
             runners[k] = TunableRunner(m, x, knobs=kn)
+        # look-up tables need their artefacts in the plan: a second plan of the same model, its own "off"
+        from tunable.compiler import CompileOptions
+        mlut = tunable.load(path, compile_options=CompileOptions(lut=list(LUT_CONFIGS)))
+        approx = [i for i, layer in enumerate(mlut.layers) if layer.op in CONV_OPS + ("FULLY_CONNECTED",)]
+        settings["lut plan, off"] = (Knobs(), approx)
+        runners["lut plan, off"] = TunableRunner(mlut, x)
+        for kw, ka in LUT_CONFIGS:
+            kn = Knobs(lut={mlut.layers[i].name: (kw, ka) for i in approx})
+            settings[f"lut {kw}x{ka}"] = (kn, approx)
+            runners[f"lut {kw}x{ka}"] = TunableRunner(mlut, x, knobs=kn)
         for r in runners.values():
             for _ in range(5):
                 r.invoke()
@@ -191,22 +208,27 @@ def knob_curves(paths: dict[str, Path], rounds: int, window_s: float) -> list[di
                     part[k].append(p)
         off_t = statistics.median(tot["off"])
         base = {"conv": statistics.median(off_conv) if conv else 0.0, "fc": statistics.median(off_fc) if fc else 0.0}
+        lut_off_t = statistics.median(tot["lut plan, off"])
+        lut_off_p = statistics.median(part["lut plan, off"])
         rows = []
         for k, (kn, layers) in settings.items():
-            if k == "off":
+            if k in ("off", "lut plan, off"):
                 continue
+            lut = k.startswith("lut")
             t = statistics.median(tot[k])
             pt = statistics.median(part[k])
-            b = base["conv"] if layers is conv else base["fc"]
-            s = m.session()
+            b = lut_off_p if lut else base["conv"] if layers is conv else base["fc"]
+            mm = mlut if lut else m
+            s = mm.session()
             s.set_knobs(kn)
             s.run(x)
             macs = sum(s.stats.layers[i].counters["macs"] for i in layers)
+            looks = sum(s.stats.layers[i].counters["lut_lookups"] for i in layers)
             s.set_knobs(Knobs())
             s.run(x)
             macs0 = sum(s.stats.layers[i].counters["macs"] for i in layers)
-            rows.append({"setting": k, "latency": t / off_t, "layers": pt / b if b else float("nan"),
-                         "macs": macs / macs0 if macs0 else float("nan"), "layers_us": pt * 1e6})
+            rows.append({"setting": k, "latency": t / (lut_off_t if lut else off_t), "layers": pt / b if b else float("nan"),
+                         "macs": (macs + looks) / macs0 if macs0 else float("nan"), "layers_us": pt * 1e6})
         out.append({"model": name, "off_latency_s": off_t, "off_conv_s": base["conv"], "off_fc_s": base["fc"],
                     "rows": rows})
         print(format_knob_block(out[-1]), flush=True)
@@ -216,12 +238,35 @@ def knob_curves(paths: dict[str, Path], rounds: int, window_s: float) -> list[di
 def format_knob_block(b: dict) -> str:
     lines = [f"\n{b['model']}: knobs off {b['off_latency_s'] * 1e6:,.1f} µs per inference "
              f"(conv+depthwise {b['off_conv_s'] * 1e6:,.1f} µs, FC {b['off_fc_s'] * 1e6:,.1f} µs)",
-             "| setting | latency / off | knob's layers: time / off | MACs / off | layers µs |",
-             "|---|---|---|---|---|"]
+             "| setting | latency / off | knob's layers: time / off | MACs (+ look-ups) / off | layers µs | |",
+             "|---|---|---|---|---|---|"]
     for r in b["rows"]:
+        verdict = "slower than off" if r["layers"] > 1.02 else "no gain" if r["layers"] > 0.98 else ""
         lines.append(f"| {r['setting']} | {r['latency']:.3f} | {r['layers']:.3f} | {r['macs']:.3f} | "
-                     f"{r['layers_us']:,.1f} |")
+                     f"{r['layers_us']:,.1f} | {verdict} |")
     return "\n".join(lines)
+
+
+def threads_table(paths: dict[str, Path], rounds: int, window_s: float, counts: list[int]) -> list[dict]:
+    """Latency with worker threads (the threads session option) relative to one thread, interleaved."""
+    out = []
+    print("\n| model | " + " | ".join(f"{n} threads µs (/ 1)" for n in counts) + " |\n|---|" + "---|" * len(counts))
+    for name, path in paths.items():
+        m = tunable.load(path)
+        x = random_input(m.inputs[0])
+        runners = {n: TunableRunner(m, x, threads=n).invoke for n in counts}
+        for fn in runners.values():
+            for _ in range(5):
+                fn()
+        samples = {n: [] for n in counts}
+        for _ in range(rounds):
+            for n, fn in runners.items():
+                samples[n].append(window_median(fn, window_s))
+        med = {n: statistics.median(v) for n, v in samples.items()}
+        out.append({"model": name, "latency_s": med})
+        print(f"| {name} | " + " | ".join(f"{med[n] * 1e6:,.1f} ({med[n] / med[counts[0]]:.2f})" for n in counts) + " |",
+              flush=True)
+    return out
 
 
 def main(argv=None) -> int:
@@ -232,9 +277,11 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default=",".join(PEERS), help="subset of " + ", ".join(PEERS))
     ap.add_argument("--no-knobs", action="store_true", help="skip the knob curves")
     ap.add_argument("--no-peers", action="store_true", help="skip the peer table")
+    ap.add_argument("--threads", default="", help="also a table of latency with these thread counts, e.g. 1,2")
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args(argv)
-    cpu = pin_to_one_core()
+    counts = [int(n) for n in a.threads.split(",") if n]
+    cpu = pin_to_one_core() if not counts or max(counts) == 1 else None
     from tunable._tunable_c import ffi, lib
     isa = ffi.string(lib.tn_isa()).decode()
     print(f"tunable kernel variant: {isa}; pinned to CPU {cpu}; {a.rounds} rounds x {a.window} s per engine",
@@ -250,6 +297,8 @@ def main(argv=None) -> int:
                                                                 "NOT met on " + ", ".join(bad)))
     if not a.no_knobs:
         result["knobs"] = knob_curves(paths, a.rounds, a.window)
+    if counts:
+        result["threads"] = threads_table(paths, a.rounds, a.window, counts)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
     return 0

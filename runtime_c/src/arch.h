@@ -88,6 +88,18 @@ size_t tn_px_packed_bytes(int n, int kg, int cout);
 void tn_px_pack(int n, int cout, int kh, int kw, int cin, const int8_t *W, const int32_t *cols,
                 const int32_t *bias_folded, const int32_t *mult, const int32_t *shift, void *mem, tn_px_packed *out);
 
+/* Channel subsets (drowsy): the kept channels of C as a list (ascending) and as a bit mask (ceil(C / 64) words).
+ * gather: dst[p * ck + k] = src[p * sstride + keep[k]] ^ flip for p < n (flip 0x80 makes uint8 planes);
+ * expand: y[p * C + c] = the next of src[p * ck ...] where c is kept, zero elsewhere. */
+typedef void (*tn_gather_fn)(int n, const int8_t *src, int64_t sstride, const int32_t *keep, const uint64_t *mask,
+                             int C, int ck, uint8_t flip, uint8_t *dst);
+typedef void (*tn_expand_fn)(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,
+                             int8_t zero, int8_t *y);
+/* drowsy element granularity over units u0 .. u0 + n - 1 (drowsy.h's hash, random selection): y[i] = zero where
+ * dropped, used[i] |= kept; returns the number dropped */
+typedef uint64_t (*tn_drop_fn)(int n, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero,
+                               int8_t *y, uint8_t *used);
+
 typedef struct tn_arch_table {
     const char *name;
     int reference;      /* 1: every op runs its portable reference kernel (for tests) */
@@ -101,6 +113,9 @@ typedef struct tn_arch_table {
     tn_dw_row_fn dw_row;
     tn_px_conv_fn px_conv;
     tn_px_fill_fn px_fill;  /* with px_conv */
+    tn_gather_fn gather;
+    tn_expand_fn expand;
+    tn_drop_fn drop;
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -124,12 +139,18 @@ void tn_arch_init(void);
     void tn_add_##sfx(int64_t n, const int8_t *a, const int8_t *b, const tn_add_params *p, int8_t *y);
 #define TN_DECLARE_VARIANT_EXTRA(sfx)                                                                        \
     void tn_dw_row_##sfx(int n, const uint8_t *const *in, const tn_dw_packed *pk, int32_t zp, int32_t lo,        \
-                         int32_t hi, int8_t *y);
+                         int32_t hi, int8_t *y);                                                                 \
+    void tn_gather_##sfx(int n, const int8_t *src, int64_t sstride, const int32_t *keep, const uint64_t *mask,  \
+                         int C, int ck, uint8_t flip, uint8_t *dst);                                             \
+    void tn_expand_##sfx(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,     \
+                         int8_t zero, int8_t *y);                                                                \
+    uint64_t tn_drop_##sfx(int n, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero,   \
+                           int8_t *y, uint8_t *used);
 TN_DECLARE_VARIANT_EXTRA(generic)
 TN_DECLARE_VARIANT_EXTRA(avx2)
 TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx}
 #endif

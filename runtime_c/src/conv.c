@@ -60,7 +60,8 @@ static int px_choose(const tn_conv_geom *g, const conv_prep *pp, int nk, int per
     const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G, K = g->kh * g->kw * g->cin, K4 = (K + 3) / 4;
     const double chunks = per_row ? (double)g->oh * ((g->ow + 15) / 16) : (double)((pp->px_npos + 15) / 16);
     const double px = chunks * (4.0 * ((nk + 3) / 4)) * (kg + 6) + 0.5 * g->h * g->w * G;
-    const double q8 = (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + K / 16.0 + 8.0);
+    const double im2col = pp->direct && g->cin % 4 == 0 ? 1.0 : K / 16.0 + 8.0;  /* 1x1: the input rows as they are */
+    const double q8 = (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col);
     return px <= q8;
 }
 
@@ -270,7 +271,7 @@ static void im2col_u8(const tn_conv_geom *g, const uint8_t *xu, int oy0, int row
 
 /* Per-session state of a conv op under channel or row drowsy on the packed path: the kept channels of each
  * unit (the whole layer, or each output row) packed once when knobs or seed change, not per inference. */
-typedef struct { int nk; const int32_t *keep; tn_q8_packed pk; tn_px_packed xk; } conv_subset;
+typedef struct { int nk; const int32_t *keep; const uint64_t *mask; tn_q8_packed pk; tn_px_packed xk; } conv_subset;
 typedef struct { int gran, n_sub, px; conv_subset sub[]; } conv_state;
 
 static int conv_knobs_changed(tn_session *s, int op) {
@@ -289,7 +290,8 @@ static int conv_knobs_changed(tn_session *s, int op) {
     const int K = g.kh * g.kw * g.cin;
     const int n_sub = gran == TN_GRAN_ROW ? g.oh : 1;
     const size_t pxb = pp->px ? tn_px_packed_bytes(g.cout, pp->px_packed.kg, g.cout) : 0, q8b = tn_q8_packed_bytes(g.cout, K);
-    const size_t per = a64((size_t)g.cout * 4) + 64 + (pxb > q8b ? pxb : q8b);
+    const size_t mwords = (size_t)(g.cout + 63) / 64;
+    const size_t per = a64((size_t)g.cout * 4) + a64(mwords * 8) + 64 + (pxb > q8b ? pxb : q8b);
     const size_t head = a64(sizeof(conv_state) + (size_t)n_sub * sizeof(conv_subset));
     uint8_t *mem = (uint8_t *)malloc(head + (size_t)n_sub * per + 64);
     if (!mem) return TN_ERR_NO_MEMORY;
@@ -316,8 +318,12 @@ static int conv_knobs_changed(tn_session *s, int op) {
                                          : tn_drowsy_drop(kn, s->seed, (uint32_t)op, (uint64_t)r * g.cout + oc, NULL);
             if (!drop) keep[nk++] = oc;
         }
+        uint64_t *mask = (uint64_t *)(p + (size_t)r * per + a64((size_t)g.cout * 4));
+        memset(mask, 0, mwords * 8);
+        for (int k = 0; k < nk; k++) mask[keep[k] / 64] |= 1ull << (keep[k] % 64);
         st->sub[r].nk = nk;
         st->sub[r].keep = keep;
+        st->sub[r].mask = mask;
         nk_sum += nk;
     }
     /* the kernel expected to be faster for the channels kept on average (element: always positions) */
@@ -327,7 +333,7 @@ static int conv_knobs_changed(tn_session *s, int op) {
     for (int r = 0; r < n_sub; r++, p += per) {
         const int nk = st->sub[r].nk;
         const int32_t *keep = st->sub[r].keep;
-        void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4)) + 63) & ~(uintptr_t)63);
+        void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4) + a64(mwords * 8)) + 63) & ~(uintptr_t)63);
         if (use_px)
             tn_px_pack(nk, g.cout, g.kh, g.kw, g.cin, w, keep, bias_folded, mult, shift, pm, &st->sub[r].xk);
         else
@@ -378,10 +384,12 @@ static void q8_task(void *arg, int t, int thread) {
         int8_t *yb = j->yb + (int64_t)oy0 * g->ow * g->cout;
         int nk = j->nk;
         const int32_t *keep = j->keep;
+        const uint64_t *mask = j->st ? j->st->sub[0].mask : NULL;
         const tn_q8_packed *B = j->B;
         if (j->st && j->st->gran == TN_GRAN_ROW) {
             nk = j->st->sub[oy0].nk;
             keep = j->st->sub[oy0].keep;
+            mask = j->st->sub[oy0].mask;
             B = &j->st->sub[oy0].pk;
         }
         skipped += (uint64_t)np * (g->cout - nk);
@@ -389,12 +397,15 @@ static void q8_task(void *arg, int t, int thread) {
             memset(yb, zero_out, (size_t)np * g->cout);
             continue;
         }
-        im2col_u8(g, j->xu, oy0, rows, lda, cols);
+        /* a 1x1 stride-1 conv reads the converted input rows as they are */
+        const uint8_t *A = cols;
+        if (pp->direct && g->cin % 4 == 0) A = j->xu + (int64_t)oy0 * g->w * g->cin;
+        else im2col_u8(g, j->xu, oy0, rows, lda, cols);
         if (nk == g->cout) {
-            tn_arch->q8_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, yb, g->cout);
+            tn_arch->q8_gemm(np, A, lda, B, g->out_zp, g->act_min, g->act_max, yb, g->cout);
         } else {
-            tn_arch->q8_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, tmp, nk);
-            expand_rows(np, nk, tmp, keep, g->cout, zero_out, yb);
+            tn_arch->q8_gemm(np, A, lda, B, g->out_zp, g->act_min, g->act_max, tmp, nk);
+            tn_arch->expand(np, tmp, nk, keep, mask, g->cout, zero_out, yb);
         }
         computed += (uint64_t)np * nk;
     }
@@ -557,16 +568,9 @@ static uint64_t mask_elements(const tn_ctx *c, const tn_conv_geom *g, int b, int
     const int8_t zero_out = dropped_value(g);
     uint64_t skipped = 0;
     for (int oy = oy0; oy < oy1; oy++)
-        for (int ox = 0; ox < g->ow; ox++) {
-            int8_t *yp = yb + ((int64_t)oy * g->ow + ox) * g->cout;
-            const uint64_t u0 = (((uint64_t)b * g->oh + oy) * g->ow + ox) * g->cout;
-            for (int oc = 0; oc < g->cout; oc++) {
-                const int drop = tn_drowsy_drop(kn, c->s->seed, layer, u0 + oc, NULL);
-                yp[oc] = drop ? zero_out : yp[oc];
-                used[oc] |= (uint8_t)!drop;
-                skipped += (uint64_t)drop;
-            }
-        }
+        for (int ox = 0; ox < g->ow; ox++)
+            skipped += tn_arch->drop(g->cout, c->s->seed, layer, (((uint64_t)b * g->oh + oy) * g->ow + ox) * g->cout,
+                                     kn->drowsy_threshold, zero_out, yb + ((int64_t)oy * g->ow + ox) * g->cout, used);
     return skipped;
 }
 
@@ -626,7 +630,7 @@ static void px_compute_task(void *arg, int t, int thread) {
             } else {
                 tn_arch->px_conv(oy * Wq, ow, Wq, ow, j->X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max, tmp,
                                  nk);
-                expand_rows(ow, nk, tmp, sub->keep, C, zero_out, yr);
+                tn_arch->expand(ow, tmp, nk, sub->keep, sub->mask, C, zero_out, yr);
             }
             for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
             computed += (uint64_t)ow * nk;
@@ -646,7 +650,7 @@ static void px_compute_task(void *arg, int t, int thread) {
                 for (int oy = r0; oy < r1; oy++) {  /* row by row through the compact buffer */
                     tn_arch->px_conv(oy * Wq, ow, Wq, ow, j->X, pp->px_koff, &sub->xk, g->out_zp, g->act_min, g->act_max,
                                      tmp, nk);
-                    expand_rows(ow, nk, tmp, sub->keep, C, zero_out, j->yb + (int64_t)oy * ow * C);
+                    tn_arch->expand(ow, tmp, nk, sub->keep, sub->mask, C, zero_out, j->yb + (int64_t)oy * ow * C);
                 }
             }
             computed += (uint64_t)(r1 - r0) * ow * nk;

@@ -81,7 +81,7 @@ static inline int dw_drop(const tn_ctx *c, const tn_conv_geom *g, int b, int oy,
 /* Per-session state of the flattened-row path under drowsy: the computed channels of each unit (the layer,
  * or each output row) and their packing (with the session's rescaled multipliers), made when knobs or seed
  * change, not per inference. */
-typedef struct { int nk; const int32_t *keep; tn_dw_packed pk; } dw_subset;
+typedef struct { int nk; const int32_t *keep; const uint64_t *mask; tn_dw_packed pk; } dw_subset;
 typedef struct { int gran, n_sub; dw_subset sub[]; } dw_state;
 
 static int dw_knobs_changed(tn_session *s, int op) {
@@ -119,7 +119,7 @@ static int dw_knobs_changed(tn_session *s, int op) {
             if (!drop) keep[nk++] = oc;
         }
         nks[r] = nk;
-        total += a64((size_t)nk * 4) + (nk ? tn_dw_packed_bytes(nk, pp->taps) : 0);
+        total += a64((size_t)nk * 4) + a64((size_t)(g.cout + 63) / 64 * 8) + (nk ? tn_dw_packed_bytes(nk, pp->taps) : 0);
     }
     const size_t head = a64(sizeof(dw_state) + (size_t)n_sub * sizeof(dw_subset));
     uint8_t *mem = (uint8_t *)malloc(head + total + 64);
@@ -136,8 +136,13 @@ static int dw_knobs_changed(tn_session *s, int op) {
         int32_t *keep = (int32_t *)p;
         memcpy(keep, keeps + (size_t)r * g.cout, (size_t)nk * 4);
         p += a64((size_t)nk * 4);
+        uint64_t *mask = (uint64_t *)p;
+        memset(mask, 0, (size_t)(g.cout + 63) / 64 * 8);
+        for (int k = 0; k < nk; k++) mask[keep[k] / 64] |= 1ull << (keep[k] % 64);
+        p += a64((size_t)(g.cout + 63) / 64 * 8);
         st->sub[r].nk = nk;
         st->sub[r].keep = keep;
+        st->sub[r].mask = mask;
         if (nk) {
             tn_dw_pack(nk, pp->taps, g.cout, (const int8_t *)tn_const_in(m, o, 1), keep,
                        (const int32_t *)tn_const_in(m, o, 5), mult, shift, p, &st->sub[r].pk);
@@ -149,47 +154,39 @@ static int dw_knobs_changed(tn_session *s, int op) {
     return TN_ERR_OK;
 }
 
-/* Padded input row py as uint8 (int8 ^ 0x80), channels keep[0..ck) (all when keep is NULL), split by column
- * phase: padded column px goes to dst + (px % sw) * pstride + (px / sw) * ck. */
-static void build_row(const tn_conv_geom *g, const int8_t *xb, int py, int Wq, const int32_t *keep, int ck,
-                      uint8_t *dst, size_t pstride) {
+/* Padded input row py as uint8 (int8 ^ 0x80), channels keep[0..ck) (all when keep is NULL; mask: the same as
+ * bits), split by column phase: padded column px goes to dst + (px % sw) * pstride + (px / sw) * ck. */
+static void build_row(const tn_conv_geom *g, const int8_t *xb, int py, int Wq, const int32_t *keep,
+                      const uint64_t *mask, int ck, uint8_t *dst, size_t pstride) {
     const uint8_t pad = (uint8_t)((int8_t)g->in_zp ^ 0x80);
-    const int iy = py - g->pt, wtot = Wq * g->sw;
+    const int iy = py - g->pt, sw = g->sw;
     if (iy < 0 || iy >= g->h) {
-        for (int ph = 0; ph < g->sw; ph++) memset(dst + ph * pstride, pad, (size_t)Wq * ck);
+        for (int ph = 0; ph < sw; ph++) memset(dst + ph * pstride, pad, (size_t)Wq * ck);
         return;
     }
     const int8_t *src = xb + (int64_t)iy * g->w * g->cin;
-    if (g->sw == 1 && !keep) {
-        const int left = TN_MIN(g->pl, wtot), inner = TN_MAX(0, TN_MIN(g->w, wtot - left));
-        memset(dst, pad, (size_t)left * ck);
-        const int64_t nb = (int64_t)inner * ck;
-        uint8_t *d = dst + (size_t)left * ck;
-        for (int64_t i = 0; i < nb; i++) d[i] = (uint8_t)(src[i] ^ 0x80);
-        memset(d + nb, pad, (size_t)(wtot - left - inner) * ck);
-        return;
-    }
-    for (int px = 0; px < wtot; px++) {
-        const int ix = px - g->pl;
-        uint8_t *d = dst + (px % g->sw) * pstride + (size_t)(px / g->sw) * ck;
-        if (ix < 0 || ix >= g->w) {
-            memset(d, pad, (size_t)ck);
-            continue;
+    for (int ph = 0; ph < sw; ph++) {
+        /* columns q of this phase: padding, the input pixels ix = q * sw + ph - pl, padding */
+        uint8_t *d = dst + ph * pstride;
+        const int ix0 = ((ph - g->pl) % sw + sw) % sw, q0 = (ix0 + g->pl) / sw;
+        const int cnt = ix0 >= g->w || q0 >= Wq ? 0 : TN_MIN((g->w - ix0 + sw - 1) / sw, Wq - q0);
+        memset(d, pad, (size_t)q0 * ck);
+        memset(d + (size_t)(q0 + cnt) * ck, pad, (size_t)(Wq - q0 - cnt) * ck);
+        if (!cnt) continue;
+        const int8_t *sp = src + (int64_t)ix0 * g->cin;
+        uint8_t *dq = d + (size_t)q0 * ck;
+        if (keep) {
+            tn_arch->gather(cnt, sp, (int64_t)sw * g->cin, keep, mask, g->cin, ck, 0x80, dq);
+        } else if (sw == 1) {
+            const int64_t nb = (int64_t)cnt * ck;
+            for (int64_t i = 0; i < nb; i++) dq[i] = (uint8_t)(sp[i] ^ 0x80);
+        } else {
+            for (int q = 0; q < cnt; q++, sp += (int64_t)sw * g->cin, dq += ck)
+                for (int k = 0; k < ck; k++) dq[k] = (uint8_t)(sp[k] ^ 0x80);
         }
-        const int8_t *sp = src + (int64_t)ix * g->cin;
-        if (keep)
-            for (int k = 0; k < ck; k++) d[k] = (uint8_t)(sp[keep[k]] ^ 0x80);
-        else
-            for (int k = 0; k < ck; k++) d[k] = (uint8_t)(sp[k] ^ 0x80);
     }
 }
 
-/* rows of ck computed channels into rows of C channels; the dropped ones hold zero_out */
-static void expand_row(int ow, int ck, const int8_t *t, const int32_t *keep, int C, int8_t zero_out, int8_t *y) {
-    memset(y, zero_out, (size_t)ow * C);
-    for (int px = 0; px < ow; px++)
-        for (int k = 0; k < ck; k++) y[(int64_t)px * C + keep[k]] = t[(int64_t)px * ck + k];
-}
 
 /* one image of the flattened-row path, in tasks of consecutive output rows */
 typedef struct {
@@ -202,6 +199,7 @@ typedef struct {
     uint8_t *X;                   /* the planes of every computed channel (modes 0-2) */
     int b, mode, ntasks, ck;      /* mode: 0 dense, 1 element, 2 channel, 3 row; ck: channels in X */
     const int32_t *keep;
+    const uint64_t *mask;
     const tn_dw_packed *pk;
     uint64_t computed[TN_MAX_THREADS], skipped[TN_MAX_THREADS];
 } dw_job;
@@ -227,7 +225,8 @@ static void dw_build_task(void *arg, int t, int thread) {
     int r0, r1;
     dw_split(j, t, Hq * sh, &r0, &r1);
     for (int py = r0; py < r1; py++)
-        build_row(j->g, j->xb, py, Wq, j->keep, ck, j->X + ((size_t)(py % sh) * j->g->sw * Hq + py / sh) * Wq * ck, plane);
+        build_row(j->g, j->xb, py, Wq, j->keep, j->mask, ck, j->X + ((size_t)(py % sh) * j->g->sw * Hq + py / sh) * Wq * ck,
+                  plane);
     (void)thread;
 }
 
@@ -255,12 +254,12 @@ static void dw_compute_task(void *arg, int t, int thread) {
                 continue;
             }
             for (int ky = 0; ky < g->kh; ky++)
-                build_row(g, j->xb, oy * g->sh + ky * g->dh, Wq, sub->keep, ck, R + (size_t)ky * g->sw * Wq * ck,
-                          (size_t)Wq * ck);
+                build_row(g, j->xb, oy * g->sh + ky * g->dh, Wq, sub->keep, sub->mask, ck,
+                          R + (size_t)ky * g->sw * Wq * ck, (size_t)Wq * ck);
             for (int tp = 0; tp < T; tp++)
                 in[tp] = R + ((size_t)((tp / g->kw) * g->sw + pp->tplane[tp] % g->sw) * Wq + pp->tqx[tp]) * ck;
             tn_arch->dw_row(ow * ck, in, &sub->pk, g->out_zp, g->act_min, g->act_max, tmp);
-            expand_row(ow, ck, tmp, sub->keep, C, zero_out, yr);
+            tn_arch->expand(ow, tmp, ck, sub->keep, sub->mask, C, zero_out, yr);
             for (int k = 0; k < ck; k++) used[sub->keep[k]] = 1;
             computed += (uint64_t)ow * ck;
             continue;
@@ -270,7 +269,7 @@ static void dw_compute_task(void *arg, int t, int thread) {
             in[tp] = j->X + ((size_t)(pp->tplane[tp] * Hq + oy + pp->tqy[tp]) * Wq + pp->tqx[tp]) * ck;
         if (j->mode == 2) {
             tn_arch->dw_row(ow * ck, in, j->pk, g->out_zp, g->act_min, g->act_max, tmp);
-            expand_row(ow, ck, tmp, j->keep, C, zero_out, yr);
+            tn_arch->expand(ow, tmp, ck, j->keep, j->mask, C, zero_out, yr);
             computed += (uint64_t)ow * ck;
             skipped += (uint64_t)ow * (C - ck);
             continue;
@@ -282,16 +281,9 @@ static void dw_compute_task(void *arg, int t, int thread) {
             const tn_layer_knobs *kn = j->c->knobs;
             const uint32_t layer = (uint32_t)j->c->op->index;
             uint64_t sk = 0;
-            for (int ox = 0; ox < ow; ox++) {
-                int8_t *yp = yr + (int64_t)ox * C;
-                const uint64_t u0 = (((uint64_t)j->b * g->oh + oy) * ow + ox) * C;
-                for (int oc = 0; oc < C; oc++) {
-                    const int drop = tn_drowsy_drop(kn, j->c->s->seed, layer, u0 + oc, NULL);
-                    yp[oc] = drop ? zero_out : yp[oc];
-                    used[oc] |= (uint8_t)!drop;
-                    sk += (uint64_t)drop;
-                }
-            }
+            for (int ox = 0; ox < ow; ox++)
+                sk += tn_arch->drop(C, j->c->s->seed, layer, (((uint64_t)j->b * g->oh + oy) * ow + ox) * C,
+                                    kn->drowsy_threshold, zero_out, yr + (int64_t)ox * C, used);
             skipped += sk;
             computed -= sk;
         }
@@ -319,6 +311,7 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     j.mode = !drowsy ? 0 : gran == TN_GRAN_ELEMENT ? 1 : gran == TN_GRAN_CHANNEL ? 2 : 3;
     j.ck = j.mode == 2 ? st->sub[0].nk : C;
     j.keep = j.mode == 2 ? st->sub[0].keep : NULL;
+    j.mask = j.mode == 2 ? st->sub[0].mask : NULL;
     j.pk = j.mode == 2 ? &st->sub[0].pk : &pp->packed;
     for (int th = 0; th < TH; th++) {
         uint8_t *X, *used;

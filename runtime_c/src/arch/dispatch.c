@@ -8,7 +8,7 @@
 static const tn_arch_table table_generic = TN_VARIANT_TABLE("generic", generic);
 static const tn_arch_table table_reference = {"reference", 1, tn_gemm_generic, tn_dot_generic,
                                               tn_dw_accum_generic, tn_requant_row_generic, NULL, tn_add_generic,
-                                              NULL, NULL, NULL};
+                                              NULL, NULL, NULL, NULL, NULL, NULL};
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TN_X86 1
 static const tn_arch_table table_avx2 = TN_VARIANT_TABLE("avx2", avx2);
@@ -17,10 +17,17 @@ void tn_q8_gemm_avx512vnni(int M, const uint8_t *A, int lda, const tn_q8_packed 
 void tn_px_conv_avx512vnni(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
                            const tn_px_packed *B, int32_t zp, int32_t lo, int32_t hi, int8_t *Y, int ldy);
 void tn_px_fill_avx512vnni(int n, const int8_t *src, int64_t sstride, int cin, uint8_t *dst, int64_t plane);
-static const tn_arch_table table_avx512 = {"avx512vnni", 0, tn_gemm_avx512vnni, tn_dot_avx512vnni,
-                                           tn_dw_accum_avx512vnni, tn_requant_row_avx512vnni, tn_q8_gemm_avx512vnni,
-                                           tn_add_avx512vnni, tn_dw_row_avx512vnni, tn_px_conv_avx512vnni,
-                                           tn_px_fill_avx512vnni};
+void tn_gather_avx512vbmi2(int n, const int8_t *src, int64_t sstride, const int32_t *keep, const uint64_t *mask, int C,
+                           int ck, uint8_t flip, uint8_t *dst);
+void tn_expand_avx512vbmi2(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,
+                           int8_t zero, int8_t *y);
+#define TN_AVX512_TABLE(gather, expand)                                                                            \
+    {"avx512vnni", 0, tn_gemm_avx512vnni, tn_dot_avx512vnni, tn_dw_accum_avx512vnni, tn_requant_row_avx512vnni,     \
+     tn_q8_gemm_avx512vnni, tn_add_avx512vnni, tn_dw_row_avx512vnni, tn_px_conv_avx512vnni, tn_px_fill_avx512vnni, \
+     gather, expand, tn_drop_avx512vnni}
+/* the same variant, with channel compress/expand where the CPU has AVX-512 VBMI2 (Ice Lake, Zen 4 and later) */
+static const tn_arch_table table_avx512_vbmi2 = TN_AVX512_TABLE(tn_gather_avx512vbmi2, tn_expand_avx512vbmi2);
+static const tn_arch_table table_avx512 = TN_AVX512_TABLE(tn_gather_avx512vnni, tn_expand_avx512vnni);
 #endif
 
 /* ---- ARM (AArch64, ARMv7 with NEON) ---- */
@@ -29,7 +36,8 @@ static const tn_arch_table table_avx512 = {"avx512vnni", 0, tn_gemm_avx512vnni, 
 /* NEON is part of every AArch64 CPU, and an ARMv7 build with -mfpu=neon* already requires it */
 TN_DECLARE_VARIANT(neon)
 static const tn_arch_table table_neon = {"neon", 0, tn_gemm_neon, tn_dot_neon, tn_dw_accum_neon, tn_requant_row_neon,
-                                         NULL, tn_add_generic, tn_dw_row_generic, NULL, NULL};
+                                         NULL, tn_add_generic, tn_dw_row_generic, NULL, NULL,
+                                         tn_gather_generic, tn_expand_generic, tn_drop_generic};
 #if defined(__aarch64__) && defined(__linux__)
 #define TN_ARM_DOTPROD 1
 #include <sys/auxv.h>
@@ -40,7 +48,8 @@ TN_DECLARE_VARIANT(neon_dotprod)
 /* sdot helps the GEMM and the dot product only; depthwise and requantization stay on the NEON kernels */
 static const tn_arch_table table_neon_dotprod = {"neon-dotprod", 0, tn_gemm_neon_dotprod, tn_dot_neon_dotprod,
                                                  tn_dw_accum_neon, tn_requant_row_neon, NULL, tn_add_generic,
-                                                 tn_dw_row_generic, NULL, NULL};
+                                                 tn_dw_row_generic, NULL, NULL, tn_gather_generic,
+                                                 tn_expand_generic, tn_drop_generic};
 /* the kernel reports sdot (Cortex-A55/A76 and later: Pi 5; not the A53/A72 of Pi 3/4) */
 static int has_asimddp(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
 #endif
@@ -56,12 +65,14 @@ static int has_avx512vnni(void) {
     return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
 }
+static int has_avx512vbmi2(void) { return has_avx512vnni() && __builtin_cpu_supports("avx512vbmi2"); }
 #endif
 static int always(void) { return 1; }
 
 /* best first */
 static const entry entries[] = {
 #ifdef TN_X86
+    {&table_avx512_vbmi2, has_avx512vbmi2},
     {&table_avx512, has_avx512vnni},
     {&table_avx2, has_avx2},
 #endif
@@ -105,9 +116,9 @@ void tn_arch_init(void) {
 int tn_force_isa(const char *name) {
     if (!name) return TN_ERR_BAD_ARGUMENT;
     if (!strcmp(name, "auto")) { tn_arch = best_for_cpu(); return TN_ERR_OK; }
+    /* a name may have several tables (best first): the first one the CPU runs */
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
-        if (!strcmp(entries[i].t->name, name)) {
-            if (!entries[i].supported()) return TN_ERR_UNSUPPORTED;
+        if (!strcmp(entries[i].t->name, name) && entries[i].supported()) {
             tn_arch = entries[i].t;
             return TN_ERR_OK;
         }

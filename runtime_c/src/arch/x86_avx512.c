@@ -5,6 +5,7 @@
 #define TN_SUFFIX avx512vnni
 #define TN_HAVE_DW_ROW 1
 #define TN_HAVE_ADD 1
+#define TN_HAVE_DROP 1
 #include "kernels.inc"
 #endif
 
@@ -563,4 +564,96 @@ void tn_add_avx512vnni(int64_t n, const int8_t *a, const int8_t *b, const tn_add
         _mm_mask_storeu_epi8(y + i, k, v);
     }
 }
+#endif
+
+/* ---- drowsy: element masks, channel subsets ---- */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* drowsy.h's hash of 8 units per vector (vpmullq); bit i of the result: unit i is dropped */
+static inline __mmask8 drop8(__m512i base, __m512i units, __m512i thr) {
+    __m512i z = _mm512_xor_si512(base, _mm512_mullo_epi64(units, _mm512_set1_epi64((int64_t)0xD1B54A32D192ED03ull)));
+    z = _mm512_add_epi64(z, _mm512_set1_epi64((int64_t)0x9E3779B97F4A7C15ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64((int64_t)0xBF58476D1CE4E5B9ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64((int64_t)0x94D049BB133111EBull));
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    return _mm512_cmplt_epu64_mask(_mm512_srli_epi64(z, 32), thr);
+}
+
+uint64_t tn_drop_avx512vnni(int n, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero, int8_t *y,
+                            uint8_t *used) {
+    const __m512i base = _mm512_set1_epi64((int64_t)(seed ^ ((uint64_t)layer * 0x9E3779B97F4A7C15ull)));
+    const __m512i thr = _mm512_set1_epi64((int64_t)threshold), iota = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m128i vz = _mm_set1_epi8(zero), one = _mm_set1_epi8(1);
+    uint64_t dropped = 0;
+    for (int i = 0; i < n; i += 16) {
+        const __m512i u = _mm512_add_epi64(_mm512_set1_epi64((int64_t)(u0 + (uint64_t)i)), iota);
+        const __mmask16 d = (__mmask16)(drop8(base, u, thr) | ((unsigned)drop8(base, _mm512_add_epi64(u, _mm512_set1_epi64(8)), thr) << 8));
+        const __mmask16 valid = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 dv = d & valid, kv = (__mmask16)(~d & valid);
+        _mm_mask_storeu_epi8(y + i, dv, vz);
+        _mm_mask_storeu_epi8(used + i, kv, one);
+        dropped += (uint64_t)__builtin_popcount(dv);
+    }
+    return dropped;
+}
+
+/* with AVX-512 VBMI2: compress / expand by the kept-channel mask, per 64-channel block, or several pixels
+ * per vector when C divides 64 and the pixels are contiguous */
+#pragma GCC push_options
+#pragma GCC target("avx512vbmi2")
+void tn_gather_avx512vbmi2(int n, const int8_t *src, int64_t sstride, const int32_t *keep, const uint64_t *mask, int C,
+                           int ck, uint8_t flip, uint8_t *dst) {
+    const __m512i vf = _mm512_set1_epi8((char)flip);
+    int p = 0;
+    if (C <= 32 && 64 % C == 0 && sstride == C) {
+        const int per = 64 / C;
+        uint64_t m = 0;
+        for (int i = 0; i < per; i++) m |= mask[0] << (i * C);
+        const __mmask64 out = (__mmask64)(per * ck == 64 ? ~0ull : ((1ull << (per * ck)) - 1));
+        for (; p + per <= n; p += per) {
+            const __m512i v = _mm512_xor_si512(_mm512_loadu_si512(src + (int64_t)p * C), vf);
+            _mm512_mask_storeu_epi8(dst + (int64_t)p * ck, out, _mm512_maskz_compress_epi8((__mmask64)m, v));
+        }
+    }
+    for (; p < n; p++) {
+        const int8_t *s = src + (int64_t)p * sstride;
+        uint8_t *d = dst + (int64_t)p * ck;
+        for (int b = 0; b < C; b += 64) {
+            const int cb = C - b < 64 ? C - b : 64;
+            const __mmask64 lm = (__mmask64)(cb == 64 ? ~0ull : ((1ull << cb) - 1));
+            const uint64_t km = mask[b / 64];
+            const int kc = __builtin_popcountll(km);
+            const __m512i v = _mm512_xor_si512(_mm512_maskz_loadu_epi8(lm, s + b), vf);
+            _mm512_mask_storeu_epi8(d, (__mmask64)(kc == 64 ? ~0ull : ((1ull << kc) - 1)),
+                                    _mm512_maskz_compress_epi8((__mmask64)km, v));
+            d += kc;
+        }
+    }
+    (void)keep;
+}
+
+void tn_expand_avx512vbmi2(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,
+                           int8_t zero, int8_t *y) {
+    const __m512i vz = _mm512_set1_epi8(zero);
+    int p = 0;
+    if (C <= 32 && 64 % C == 0) {
+        const int per = 64 / C;
+        uint64_t m = 0;
+        for (int i = 0; i < per; i++) m |= mask[0] << (i * C);
+        for (; p + per <= n; p += per)
+            _mm512_storeu_si512(y + (int64_t)p * C, _mm512_mask_expandloadu_epi8(vz, (__mmask64)m, src + (int64_t)p * ck));
+    }
+    for (; p < n; p++) {
+        const int8_t *s = src + (int64_t)p * ck;
+        int8_t *d = y + (int64_t)p * C;
+        for (int b = 0; b < C; b += 64) {
+            const int cb = C - b < 64 ? C - b : 64;
+            const uint64_t km = mask[b / 64];
+            _mm512_mask_storeu_epi8(d + b, (__mmask64)(cb == 64 ? ~0ull : ((1ull << cb) - 1)),
+                                    _mm512_mask_expandloadu_epi8(vz, (__mmask64)km, s));
+            s += __builtin_popcountll(km);
+        }
+    }
+    (void)keep;
+}
+#pragma GCC pop_options
 #endif
