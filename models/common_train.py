@@ -418,3 +418,47 @@ def run_eval_subprocess(script: Path, model_path: Path, extra: list[str] | None 
     """Hint printed after training: evaluation with TFLM and the engine runs in the project environment."""
     log(f"evaluate with: {sys.executable if False else 'python'} {script.relative_to(REPO)} eval "
         f"--model {model_path}" + (" " + " ".join(extra) if extra else ""))
+
+
+# ----------------------------------------------------------------- knob sweeps with this engine
+
+def engine_knob_sweep(path: Path, xq: np.ndarray, y: np.ndarray, settings: list[dict], calib_xq: np.ndarray,
+                      ) -> list[dict]:
+    """Top-1 and counter savings of this engine's knobs on an int8 model. settings: keyword dicts for
+    Session.set_knobs (e.g. {"aip": 1/16}, {"drowsy": 0.5, "drowsy_granularity": "channel"}); the plan is
+    compiled with `calib_xq` (training images) so importance ranks and AIP column orders exist. Savings are
+    counter deltas against the knob-off run of the same inputs: conv MACs and FC weight bytes."""
+    import tunable
+    m = tunable.load(path, calibration=calib_xq)
+    s = m.session()
+    shape = m.inputs[0].shape
+    conv = {l.name for l in m.layers if l.op in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+    fc = {l.name for l in m.layers if l.op == "FULLY_CONNECTED"}
+    out = []
+    for kw in [{}] + list(settings):
+        s.set_knobs(**kw)
+        correct, conv_macs, fc_wb = 0, 0, 0
+        for i, x in enumerate(xq):
+            if "drowsy" in kw:
+                s.set_seed(int(kw.get("seed", 0)) * 1_000_003 + i)  # fresh masks per inference
+            pred = np.asarray(s.run(x.reshape(shape))).reshape(-1)
+            correct += int(np.argmax(pred) == y[i])
+            st = s.stats
+            conv_macs += sum(l.counters["macs"] for l in st.layers if l.name in conv)
+            fc_wb += sum(l.counters["weight_bytes"] for l in st.layers if l.name in fc)
+        out.append({"knobs": kw, "top1": correct / len(y), "conv_macs": conv_macs / len(y),
+                    "fc_weight_bytes": fc_wb / len(y)})
+    base = out[0]
+    for r in out:
+        r["conv_macs_saved"] = 1 - r["conv_macs"] / base["conv_macs"] if base["conv_macs"] else 0.0
+        r["fc_weight_bytes_saved"] = 1 - r["fc_weight_bytes"] / base["fc_weight_bytes"] if base["fc_weight_bytes"] else 0.0
+        r["delta_top1_points"] = 100 * (r["top1"] - base["top1"])
+    s.set_knobs()
+    return out
+
+
+def print_sweep(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"{json.dumps(r['knobs']):70s} top1 {r['top1']:.4f} ({r['delta_top1_points']:+.2f} pt)  "
+              f"conv MACs saved {r['conv_macs_saved']:6.1%}  FC weight bytes saved {r['fc_weight_bytes_saved']:6.1%}",
+              flush=True)

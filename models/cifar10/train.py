@@ -259,6 +259,29 @@ def cmd_eval(a) -> None:
     print(json.dumps(res, indent=2))
 
 
+def cmd_knobs(a) -> None:
+    """Accuracy and conv-MAC savings of the engine's drowsy knob on the int8 model (project env)."""
+    x_te, y_te = ct.load_cifar10_test()
+    if a.n:
+        x_te, y_te = x_te[:a.n], y_te[:a.n]
+    with np.load(ct.shared_dir() / "data" / "cifar10" / "train_first4000.npz") as z:
+        calib = (z["x"][:a.calib].astype(np.int16) - 128).astype(np.int8)  # int8 input = pixel - 128
+    settings = []
+    for g in a.granularity:
+        for sel in a.select:
+            if sel == "importance" and g == "element":
+                continue
+            for p in a.drowsy:
+                for rescale in a.rescale:
+                    settings.append({"drowsy": p, "drowsy_granularity": g, "drowsy_select": sel,
+                                     "drowsy_rescale": bool(rescale)})
+    rows = ct.engine_knob_sweep(Path(a.model), (x_te.astype(np.int16) - 128).astype(np.int8), y_te.astype(np.int64),
+                                settings, calib)
+    ct.print_sweep(rows)
+    if a.json:
+        ct.write_json(Path(a.json), rows)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -304,6 +327,17 @@ def main(argv=None) -> None:
     v = sub.add_parser("eval")
     v.add_argument("--model", default=str(DEFAULT_OUT))
     v.set_defaults(fn=cmd_eval)
+
+    k = sub.add_parser("knobs")
+    k.add_argument("--model", default=str(DEFAULT_OUT))
+    k.add_argument("--n", type=int, default=0, help="first n test images only (0: all 1000)")
+    k.add_argument("--calib", type=int, default=500, help="images of train_first4000.npz for calibration")
+    k.add_argument("--drowsy", type=float, nargs="*", default=[0.3, 0.5, 0.6])
+    k.add_argument("--granularity", nargs="*", default=["element", "row", "channel"])
+    k.add_argument("--select", nargs="*", default=["random", "importance"])
+    k.add_argument("--rescale", type=int, nargs="*", default=[0])
+    k.add_argument("--json", default="", help="write the rows here")
+    k.set_defaults(fn=cmd_knobs)
 
     a = p.parse_args(argv)
     a.fn(a)

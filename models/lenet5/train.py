@@ -27,7 +27,77 @@ import common_train as ct  # noqa: E402
 DEFAULT_OUT = ct.REPO / "models" / "lenet5_mnist_int8.tflite"
 
 
-def build_lenet5(seed: int, fc_dropout: float, act_l1: float):
+def column_group_lasso(lam: float):
+    """lam * sum_j ||W[j, :]||_2 over a Dense kernel (in, out): drives whole input columns of the FC layer
+    towards zero, so the importance-ranked first few columns carry most of every dot product and AIP's
+    preview over 1/8..1/16 of the columns predicts the sign well."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="tunable")
+    def reg(w):
+        return lam * ops.sum(ops.sqrt(ops.sum(ops.square(w), axis=1) + 1e-12))
+    return reg
+
+
+_PREVIEW_DENSE = None
+
+
+def preview_dense_class():
+    """PreviewDense: a ReLU Dense layer trained for AIP (knob-aware training of the FC stack).
+
+    In training it also forms AIP's preview the way the engine does: the k = ceil(f*N) input columns of
+    largest importance mean|x_j| * ||W[j, :]||_1 (on the batch; the engine uses calibration data), their partial
+    dot product scaled by N/k, plus bias. Then
+    - an auxiliary loss aux * mean((est - y)^2) teaches the top columns to predict the full pre-activation y;
+    - on a fraction p_gate of the batches, rows whose estimate is negative are zeroed (the engine skips them),
+      so the layers after learn to live with the skips (the gate passes no gradient).
+    f is drawn per batch from `fracs`. At inference the layer is a plain Dense (FULLY_CONNECTED + fused ReLU)."""
+    global _PREVIEW_DENSE
+    if _PREVIEW_DENSE is not None:
+        return _PREVIEW_DENSE
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="tunable")
+    class PreviewDense(keras.layers.Dense):
+        def __init__(self, units, fracs=(1 / 4, 1 / 8, 1 / 16), p_gate=0.5, aux=0.0, seed=0, **kw):
+            super().__init__(units, **kw)
+            self.fracs, self.p_gate, self.aux, self.seed = tuple(fracs), float(p_gate), float(aux), int(seed)
+            self.seed_gen = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=None):
+            if not training or (self.aux == 0 and self.p_gate == 0):
+                return super().call(x)
+            w, b = self.kernel, self.bias
+            n = x.shape[-1]
+            y = tf.matmul(x, w) + b
+            imp = tf.stop_gradient(tf.reduce_mean(tf.abs(x), 0) * tf.reduce_sum(tf.abs(w), 1))
+            ks = tf.constant([math.ceil(f * n) for f in self.fracs], tf.int32)
+            pick = keras.random.randint((), 0, len(self.fracs), seed=self.seed_gen)
+            k = tf.gather(ks, pick)
+            idx = tf.math.top_k(imp, k=k, sorted=False).indices
+            est = tf.matmul(tf.gather(x, idx, axis=1), tf.gather(w, idx, axis=0)) * (n / tf.cast(k, x.dtype)) + b
+            if self.aux > 0:
+                self.add_loss(self.aux * tf.reduce_mean(tf.square(est - tf.stop_gradient(y))))
+            out = tf.nn.relu(y)
+            if self.p_gate > 0:
+                use = keras.random.uniform((), seed=self.seed_gen) < self.p_gate
+                gate = tf.stop_gradient(tf.cast(est >= 0, x.dtype))
+                out = tf.where(use, out * gate, out)
+            return out
+
+        def get_config(self):
+            cfg = super().get_config()
+            cfg.update(fracs=list(self.fracs), p_gate=self.p_gate, aux=self.aux, seed=self.seed)
+            return cfg
+
+    _PREVIEW_DENSE = PreviewDense
+    return PreviewDense
+
+
+def build_lenet5(seed: int, fc_dropout: float, act_l1: float, group_l1: float = 0.0, fc3_dropout: float | None = None,
+                 aip_aux: float = 0.0, aip_gate: float = 0.0, aip_fracs=(1 / 4, 1 / 8, 1 / 16)):
     """Classic LeNet-5: conv 6@5x5 'same' + ReLU + maxpool, conv 16@5x5 'valid' + ReLU + maxpool, FC 120, FC 84,
     FC 10, softmax; ReLU everywhere. A KnobDropout follows each conv output (what the drowsy knob drops);
     standard (inverted) dropout precedes every FC layer, which is what AIP's scaled preview over a subset of
@@ -37,6 +107,8 @@ def build_lenet5(seed: int, fc_dropout: float, act_l1: float):
     from keras import layers
     KD = ct.knob_dropout_class()
     act_reg = keras.regularizers.l1(act_l1) if act_l1 > 0 else None
+    col_reg = column_group_lasso(group_l1) if group_l1 > 0 else None
+    fc3_dropout = fc_dropout if fc3_dropout is None else fc3_dropout
     inp = keras.Input((28, 28, 1), name="image")
     x = layers.Conv2D(6, 5, padding="same", activation="relu")(inp)
     x = KD(seed=seed * 1000 + 1, name="drowsy_1")(x)
@@ -46,10 +118,13 @@ def build_lenet5(seed: int, fc_dropout: float, act_l1: float):
     x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(fc_dropout, seed=seed * 1000 + 3)(x)
-    x = layers.Dense(120, activation="relu", activity_regularizer=act_reg, name="fc1")(x)
+    PD = preview_dense_class()
+    x = PD(120, activation="relu", activity_regularizer=act_reg, kernel_regularizer=col_reg, name="fc1",
+           aux=aip_aux, p_gate=aip_gate, fracs=aip_fracs, seed=seed * 1000 + 6)(x)
     x = layers.Dropout(fc_dropout, seed=seed * 1000 + 4)(x)
-    x = layers.Dense(84, activation="relu", activity_regularizer=act_reg, name="fc2")(x)
-    x = layers.Dropout(fc_dropout, seed=seed * 1000 + 5)(x)
+    x = PD(84, activation="relu", activity_regularizer=act_reg, kernel_regularizer=col_reg, name="fc2",
+           aux=aip_aux, p_gate=aip_gate, fracs=aip_fracs, seed=seed * 1000 + 7)(x)
+    x = layers.Dropout(fc3_dropout, seed=seed * 1000 + 5)(x)
     x = layers.Dense(10, name="fc3")(x)
     out = layers.Softmax()(x)
     return keras.Model(inp, out, name="lenet5_drowsy")
@@ -77,7 +152,8 @@ def cmd_train(a) -> None:
     x_tr, y_tr = ct.load_mnist("train")
     x_te, y_te = ct.load_mnist("test")
     x_te_f = preprocess(x_te)
-    model = build_lenet5(a.seed, a.fc_dropout, a.act_l1)
+    model = build_lenet5(a.seed, a.fc_dropout, a.act_l1, a.group_l1, a.fc3_dropout, a.aip_aux, a.aip_gate,
+                         tuple(a.aip_fracs))
     steps = len(x_tr) // a.batch
     total = steps * a.epochs
     opt = keras.optimizers.Adam(learning_rate=a.lr)
@@ -180,7 +256,9 @@ def cmd_simulate(a) -> None:
     tf, keras = ct.setup_tf(a.seed, a.threads)
     work = Path(a.workdir)
     targs = json.loads((work / "args.json").read_text()) if (work / "args.json").exists() else {}
-    model = build_lenet5(a.seed, targs.get("fc_dropout", 0.5), targs.get("act_l1", 0.0))
+    model = build_lenet5(a.seed, targs.get("fc_dropout", 0.5), targs.get("act_l1", 0.0), targs.get("group_l1", 0.0),
+                         targs.get("fc3_dropout"), targs.get("aip_aux", 0.0), targs.get("aip_gate", 0.0),
+                         tuple(targs.get("aip_fracs", (1 / 4, 1 / 8, 1 / 16))))
     model.load_weights(str(work / "final.weights.h5"))
     x_te, y_te = ct.load_mnist("test")
     x_tr, _ = ct.load_mnist("train")
@@ -230,6 +308,27 @@ def cmd_eval(a) -> None:
     print(json.dumps(res, indent=2))
 
 
+def cmd_knobs(a) -> None:
+    """Accuracy and savings of the engine's knobs on the int8 model (project env, no TensorFlow)."""
+    x_te, y_te = ct.load_mnist("test")
+    if a.n:
+        x_te, y_te = x_te[:a.n], y_te[:a.n]
+    x_tr, _ = ct.load_mnist("train")
+    scale, zp = 1 / 255, -128  # the model's input quantization: int8 = pixel - 128
+    calib = ct.quantize(preprocess(x_tr[-a.calib:]), scale, zp)
+    settings = []
+    for f in a.aip:
+        for margin in a.aip_margin:
+            settings.append({"aip": f, "aip_margin": margin})
+    for g in ("element", "row", "channel"):
+        for p in a.drowsy:
+            settings.append({"drowsy": p, "drowsy_granularity": g})
+    rows = ct.engine_knob_sweep(Path(a.model), ct.quantize(preprocess(x_te), scale, zp), y_te, settings, calib)
+    ct.print_sweep(rows)
+    if a.json:
+        ct.write_json(Path(a.json), rows)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -245,12 +344,18 @@ def main(argv=None) -> None:
     t.add_argument("--out", default=str(DEFAULT_OUT))
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (cosine decay)")
-    t.add_argument("--fc-dropout", type=float, default=0.5, help="standard dropout before each FC layer")
-    t.add_argument("--act-l1", type=float, default=0.0, help="L1 activity penalty on fc1/fc2 outputs")
-    t.add_argument("--max-rate", type=float, default=0.6)
-    t.add_argument("--p-off", type=float, default=0.15)
+    t.add_argument("--fc-dropout", type=float, default=0.2, help="standard dropout before fc1 and fc2")
+    t.add_argument("--fc3-dropout", type=float, default=0.1, help="dropout before the classifier fc3")
+    t.add_argument("--act-l1", type=float, default=1.5e-2, help="L1 activity penalty on fc1/fc2 outputs")
+    t.add_argument("--group-l1", type=float, default=1e-4, help="column group-lasso on the fc1/fc2 kernels")
+    t.add_argument("--aip-aux", type=float, default=0.1, help="weight of the preview-vs-exact loss in fc1/fc2")
+    t.add_argument("--aip-gate", type=float, default=0.75, help="fraction of batches with preview-negative rows zeroed")
+    t.add_argument("--aip-fracs", type=float, nargs="+", default=[0.125, 0.0625],
+                   help="preview fractions drawn per batch in training")
+    t.add_argument("--max-rate", type=float, default=0.5, help="conv-output drop rates drawn in [0, max]")
+    t.add_argument("--p-off", type=float, default=0.25, help="fraction of batches without conv dropout")
     t.add_argument("--p-shared", type=float, default=0.5)
-    t.add_argument("--gran-probs", type=float, nargs=3, default=[0.4, 0.2, 0.4], metavar=("ELEM", "ROW", "CHAN"))
+    t.add_argument("--gran-probs", type=float, nargs=3, default=[0.7, 0.15, 0.15], metavar=("ELEM", "ROW", "CHAN"))
     t.add_argument("--ramp-epochs", type=int, default=2)
     t.add_argument("--shift", type=int, default=1, help="random +-2 pixel translations (1) or none (0)")
     t.add_argument("--calib", type=int, default=1000)
@@ -265,6 +370,16 @@ def main(argv=None) -> None:
     v.add_argument("--model", default=str(DEFAULT_OUT))
     v.add_argument("--n", type=int, default=0, help="first n test images only (0: all 10k)")
     v.set_defaults(fn=cmd_eval)
+
+    k = sub.add_parser("knobs")
+    k.add_argument("--model", default=str(DEFAULT_OUT))
+    k.add_argument("--n", type=int, default=0, help="first n test images only (0: all 10k)")
+    k.add_argument("--calib", type=int, default=500, help="training images (the last ones) for calibration")
+    k.add_argument("--aip", type=float, nargs="*", default=[1 / 4, 1 / 8, 1 / 16])
+    k.add_argument("--aip-margin", type=int, nargs="*", default=[0])
+    k.add_argument("--drowsy", type=float, nargs="*", default=[0.3, 0.5])
+    k.add_argument("--json", default="", help="write the rows here")
+    k.set_defaults(fn=cmd_knobs)
 
     a = p.parse_args(argv)
     a.fn(a)
