@@ -41,10 +41,10 @@ import tunable  # noqa: E402
 from tunable.cli import main as cli_main  # noqa: E402
 from tunable.data import open_dataset  # noqa: E402
 from tunable.energy import load_profile  # noqa: E402
-from tunable.evaluate import Evaluator, prepare_inputs, preprocess_options_for, try_knobs  # noqa: E402
+from tunable.evaluate import Evaluator, load_model, prepare_inputs, preprocess_options_for, try_knobs  # noqa: E402
 from tunable.knobs import Knobs  # noqa: E402
 from tunable.paths import shared_dir  # noqa: E402
-from tunable.profiling import (Ladder, ProfileData, greedy_schedule, read_profile)  # noqa: E402
+from tunable.profiling import LUT_CONFIGS, Ladder, ProfileData, greedy_schedule, read_profile  # noqa: E402
 
 SHARED = shared_dir()
 CIFAR_TEST = f"npz:{SHARED / 'data' / 'cifar10' / 'test_first1000.npz'}"
@@ -88,7 +88,7 @@ class Ctx:
         # sweeps (profiles) on subsets, the final numbers (C, D, E) on the full evaluation sets
         self.sweep_limits = {"cifar": 300 if args.quick else None, "mnist": 1000 if args.quick else 2000}
         self.limits = {"cifar": 300 if args.quick else None, "mnist": 2000 if args.quick else None}
-        self.calib_eval = 200 if args.quick else 500
+        self.calib_eval = 150 if args.quick else 300
         self.verbose = args.verbose
         self.results: dict = {}
         self._cache: dict = {}
@@ -107,7 +107,7 @@ class Ctx:
         opts = preprocess_options_for(path)
         plain = tunable.load(path)
         xc, yc = prepare_inputs(plain, open_dataset(calib), opts, limit=max(512, self.calib_eval))
-        model = tunable.load(path, calibration=xc[:512])
+        model = load_model(path, xc[:512], lut=LUT_CONFIGS)
         x, y = prepare_inputs(model, open_dataset(data), opts, limit=self.limit(data))
         ev = Evaluator(model, x, y, profile=self.profile)
         cal = Evaluator(model, xc[:self.calib_eval], yc[:self.calib_eval], profile=self.profile)
@@ -340,12 +340,13 @@ def section_lut(ctx: Ctx) -> None:
         r = ev.evaluate(k16)
         rows.append([key, "all layers K_w=16", f"{avg_bits(k16, counts):.2f}", pct(r.top1, 2), pts(r.top1 - off.top1),
                      pct(1 - r.energy_j / off.energy_j)])
-        ladder = [Ladder("lut", tuple(counts), (None, (128, 256), (64, 256), (32, 256), (16, 256), (8, 256),
-                                                (4, 256)))]
+        ladder = [Ladder("lut", tuple(counts), (None,) + tuple(LUT_CONFIGS))]
         t0 = time.time()
-        traj = greedy_schedule(cal, Knobs(), ladder, cost="weight_bytes", max_loss=0.03)
-        # the first step whose weighted mean width is <= 4.5 bits (picked on calibration, measured on eval)
-        pick = next((s for s in traj if avg_bits(s.knobs, counts) <= 4.5), traj[-1])
+        # greedy on calibration (weight bytes saved per accuracy lost) until the weighted mean width is <= 4.5 bits
+        traj = greedy_schedule(cal, Knobs(), ladder, cost="weight_bytes", max_loss=0.03,
+                               until=lambda k: avg_bits(k, counts) <= 4.5,
+                               log=print if ctx.verbose else None)
+        pick = traj[-1]
         r = ev.evaluate(pick.knobs)
         widths = {l: v[0] for l, v in pick.knobs.lut}
         (ctx.out / f"lut_{key}.toml").write_text(pick.knobs.to_toml())
