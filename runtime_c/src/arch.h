@@ -27,6 +27,23 @@ typedef struct tn_q8_packed {
 typedef void (*tn_q8_gemm_fn)(int M, const uint8_t *A, int lda, const tn_q8_packed *B, int32_t zp, int32_t lo,
                               int32_t hi, int8_t *Y, int ldy);
 
+/* Packed-weight GEMM with fused requantization for CPUs without VNNI (x86 AVX2): weights packed once at load
+ * into blocks of 8 output channels x 2 reduction values as int16 (vpmaddwd multiplies pairs exactly),
+ * activations as int16 rows (the int8 values as they are, padding taps the input zero point, the bias folded
+ * for it). Y[m * ldy + n] for n < N, m < M; A rows of lda int16 (lda >= 2 * K2, zero past K). */
+typedef struct tn_q16_packed {
+    int N, K, K2, NB;         /* channels, reduction, ceil(K/2), ceil(N/8) */
+    const int16_t *w;         /* NB x K2 x 8 x 2 */
+    const int32_t *bias;      /* NB*8: bias_folded */
+    const int32_t *mult, *lshift, *rshift;  /* NB*8 */
+} tn_q16_packed;
+typedef void (*tn_q16_gemm_fn)(int M, const int16_t *A, int lda, const tn_q16_packed *B, int32_t zp, int32_t lo,
+                               int32_t hi, int8_t *Y, int ldy);
+size_t tn_q16_packed_bytes(int n, int K);
+void tn_q16_pack(int n, int K, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
+                 const int32_t *mult, const int32_t *shift, void *mem, tn_q16_packed *out);
+int tn_arch_has_q16(void);  /* the CPU has the AVX2 packed kernel (pack at load when it does) */
+
 /* ADD of two int8 tensors of the same shape, TFLite's integer arithmetic (shifts <= 0, validated) */
 typedef struct tn_add_params {
     int32_t a_zp, b_zp, out_zp, left_shift, a_mult, a_shift, b_mult, b_shift, out_mult, out_shift, lo, hi;
@@ -116,6 +133,7 @@ typedef struct tn_arch_table {
     tn_gather_fn gather;
     tn_expand_fn expand;
     tn_drop_fn drop;
+    tn_q16_gemm_fn q16_gemm;
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -152,5 +170,5 @@ TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL}
 #endif

@@ -23,6 +23,10 @@ typedef struct {
     const int64_t *px_koff;            /* per reduction step: byte offset in the planes */
     tn_px_packed px_packed;
     size_t px_x_bytes, px_tmp_bytes;
+    /* the AVX2 packed GEMM (int16 pairs) */
+    int q16;
+    tn_q16_packed q16pk;
+    size_t q16_cols_bytes, q16_tmp_bytes;
 } conv_prep;
 
 static int check_rank_tensor(const tn_model *m, const tn_op *op, int slot, int64_t n, char *err, size_t errlen) {
@@ -113,16 +117,33 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     op->prepared = pp;
     /* channel list (int32) and per-channel "weights used" flags follow the accumulators */
     op->scratch_bytes = pp->im2col_bytes + pp->acc_bytes + (size_t)g.cout * 4 + (size_t)g.cout + 64;
-    if (tn_arch_has_q8() && g.w_zp == 0) {
-        /* packed once, here; a drowsy channel subset is packed into scratch per inference. The positions-in-
-         * lanes packing and its offsets follow in the same block. */
-        const size_t pb = tn_q8_packed_bytes(g.cout, K);
+    const int has_q8 = tn_arch_has_q8() && g.w_zp == 0, has_q16 = tn_arch_has_q16() && g.w_zp == 0;
+    if (has_q8 || has_q16) {
+        /* packed once, here, in one block after the struct: the VNNI packing, the positions-in-lanes packing
+         * and its offsets, the AVX2 packing (an AVX-512 CPU has all three: TUNABLE_ISA may choose avx2) */
+        const size_t pb = has_q8 ? tn_q8_packed_bytes(g.cout, K) : 0;
         const int G = (g.cin + 3) / 4, kg = g.kh * g.kw * G;
-        const size_t pxb = (((size_t)kg * 8 + 63) / 64) * 64 + tn_px_packed_bytes(g.cout, kg, g.cout) + 64;
-        conv_prep *grown = (conv_prep *)realloc(pp, sizeof *pp + 64 + pb + pxb);
+        const size_t pxb = has_q8 ? (((size_t)kg * 8 + 63) / 64) * 64 + tn_px_packed_bytes(g.cout, kg, g.cout) + 64 : 0;
+        const size_t qb = has_q16 ? tn_q16_packed_bytes(g.cout, K) + 64 : 0;
+        conv_prep *grown = (conv_prep *)realloc(pp, sizeof *pp + 64 + pb + pxb + qb);
         if (!grown) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory packing weights");
         pp = grown;
         op->prepared = pp;
+        void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
+        if (has_q16) {
+            void *qm = (void *)(((uintptr_t)((uint8_t *)mem + pb + pxb) + 63) & ~(uintptr_t)63);
+            tn_q16_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+                        (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), qm, &pp->q16pk);
+            pp->q16 = 1;
+            /* per thread: int16 im2col rows, compact outputs; keep list and flags as the portable path's */
+            pp->q16_cols_bytes = a64((size_t)pp->rows_per_block * g.ow * pp->q16pk.K2 * 4);
+            pp->q16_tmp_bytes = a64((size_t)pp->rows_per_block * g.ow * g.cout);
+            const size_t q16_scratch = pp->q16_cols_bytes + pp->q16_tmp_bytes + a64((size_t)g.cout * 4) + (size_t)g.cout + 64;
+            if (q16_scratch > op->scratch_bytes) op->scratch_bytes = q16_scratch;
+        }
+    }
+    if (has_q8) {
+        const size_t pb = tn_q8_packed_bytes(g.cout, K);
         void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
         px_prepare(m, op, &g, pp, (uint8_t *)mem + pb);
         tn_q8_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
@@ -271,8 +292,15 @@ static void im2col_u8(const tn_conv_geom *g, const uint8_t *xu, int oy0, int row
 
 /* Per-session state of a conv op under channel or row drowsy on the packed path: the kept channels of each
  * unit (the whole layer, or each output row) packed once when knobs or seed change, not per inference. */
-typedef struct { int nk; const int32_t *keep; const uint64_t *mask; tn_q8_packed pk; tn_px_packed xk; } conv_subset;
-typedef struct { int gran, n_sub, px; conv_subset sub[]; } conv_state;
+typedef struct {
+    int nk;
+    const int32_t *keep;
+    const uint64_t *mask;
+    tn_q8_packed pk;    /* channels in lanes (VNNI) */
+    tn_px_packed xk;    /* positions in lanes (VNNI) */
+    tn_q16_packed hk;   /* AVX2 */
+} conv_subset;
+typedef struct { int gran, n_sub, px, q16; conv_subset sub[]; } conv_state;
 
 static int conv_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
@@ -283,15 +311,21 @@ static int conv_knobs_changed(tn_session *s, int op) {
     s->op_state[op] = NULL;
     tn_conv_geom g;
     tn_conv_geom_get(m, o, &g);
-    if (!pp->q8 || !tn_drowsy_active(kn) || g.n != 1) return TN_ERR_OK;
+    /* the packed kernels of the variant running now: VNNI (positions or channels in lanes), or AVX2 */
+    const int vnni = pp->q8 && tn_arch->q8_gemm != NULL, avx2 = !vnni && pp->q16 && tn_arch->q16_gemm != NULL;
+    if (!(vnni || avx2) || !tn_drowsy_active(kn) || g.n != 1) return TN_ERR_OK;
     const int gran = kn->drowsy_granularity;
-    /* element granularity runs the dense positions-in-lanes kernel: state only for rescaled multipliers */
-    if (gran == TN_GRAN_ELEMENT && (!pp->px || !s->rq_mult[op])) return TN_ERR_OK;
+    /* element granularity runs a dense kernel then masks: state only for rescaled multipliers */
+    if (gran == TN_GRAN_ELEMENT && (!s->rq_mult[op] || (vnni && !pp->px))) return TN_ERR_OK;
     const int K = g.kh * g.kw * g.cin;
     const int n_sub = gran == TN_GRAN_ROW ? g.oh : 1;
-    const size_t pxb = pp->px ? tn_px_packed_bytes(g.cout, pp->px_packed.kg, g.cout) : 0, q8b = tn_q8_packed_bytes(g.cout, K);
+    size_t pbytes = tn_q16_packed_bytes(g.cout, K);
+    if (vnni) {
+        const size_t pxb = pp->px ? tn_px_packed_bytes(g.cout, pp->px_packed.kg, g.cout) : 0, q8b = tn_q8_packed_bytes(g.cout, K);
+        pbytes = pxb > q8b ? pxb : q8b;
+    }
     const size_t mwords = (size_t)(g.cout + 63) / 64;
-    const size_t per = a64((size_t)g.cout * 4) + a64(mwords * 8) + 64 + (pxb > q8b ? pxb : q8b);
+    const size_t per = a64((size_t)g.cout * 4) + a64(mwords * 8) + 64 + pbytes;
     const size_t head = a64(sizeof(conv_state) + (size_t)n_sub * sizeof(conv_subset));
     uint8_t *mem = (uint8_t *)malloc(head + (size_t)n_sub * per + 64);
     if (!mem) return TN_ERR_NO_MEMORY;
@@ -327,14 +361,17 @@ static int conv_knobs_changed(tn_session *s, int op) {
         nk_sum += nk;
     }
     /* the kernel expected to be faster for the channels kept on average (element: always positions) */
-    const int use_px = pp->px && (gran == TN_GRAN_ELEMENT ||
-                                  px_choose(&g, pp, (int)((nk_sum + n_sub - 1) / n_sub), gran == TN_GRAN_ROW));
+    const int use_px = vnni && pp->px && (gran == TN_GRAN_ELEMENT ||
+                                          px_choose(&g, pp, (int)((nk_sum + n_sub - 1) / n_sub), gran == TN_GRAN_ROW));
     st->px = use_px;
+    st->q16 = avx2;
     for (int r = 0; r < n_sub; r++, p += per) {
         const int nk = st->sub[r].nk;
         const int32_t *keep = st->sub[r].keep;
         void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4) + a64(mwords * 8)) + 63) & ~(uintptr_t)63);
-        if (use_px)
+        if (avx2)
+            tn_q16_pack(nk, K, w, keep, bias_folded, mult, shift, pm, &st->sub[r].hk);
+        else if (use_px)
             tn_px_pack(nk, g.cout, g.kh, g.kw, g.cin, w, keep, bias_folded, mult, shift, pm, &st->sub[r].xk);
         else
             tn_q8_pack(nk, K, w, keep, bias_folded, mult, shift, pm, &st->sub[r].pk);
@@ -442,7 +479,7 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     uint64_t computed = 0, skipped = 0, used_ch = 0;
     int nk = g->cout;
     const conv_state *st = (const conv_state *)c->state;
-    if (st && st->px) st = NULL;  /* packed for the other path */
+    if (st && (st->px || st->q16)) st = NULL;  /* packed for another path */
     if (st && st->gran == TN_GRAN_CHANNEL) {
         nk = st->sub[0].nk;
         keep = st->sub[0].keep;
@@ -728,6 +765,144 @@ static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     return TN_ERR_OK;
 }
 
+/* im2col into int16 rows of lda values (the AVX2 packed GEMM): the int8 values as they are, the input zero
+ * point at padding taps, zero past K */
+static void im2col_i16(const tn_conv_geom *g, const int8_t *xb, int oy0, int rows, int lda, int16_t *dst) {
+    const int K = g->kh * g->kw * g->cin;
+    for (int r = 0; r < rows; r++) {
+        const int oy = oy0 + r;
+        for (int ox = 0; ox < g->ow; ox++) {
+            int16_t *row = dst + ((int64_t)r * g->ow + ox) * lda, *d = row;
+            for (int ky = 0; ky < g->kh; ky++) {
+                const int iy = oy * g->sh - g->pt + ky * g->dh;
+                for (int kx = 0; kx < g->kw; kx++, d += g->cin) {
+                    const int ix = ox * g->sw - g->pl + kx * g->dw;
+                    if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
+                        for (int i = 0; i < g->cin; i++) d[i] = (int16_t)g->in_zp;
+                    } else {
+                        const int8_t *sp = xb + ((int64_t)iy * g->w + ix) * g->cin;
+                        for (int i = 0; i < g->cin; i++) d[i] = sp[i];
+                    }
+                }
+            }
+            for (int k = K; k < lda; k++) row[k] = 0;
+        }
+    }
+}
+
+/* blocks of output rows of the AVX2 packed path */
+typedef struct {
+    const tn_ctx *c;
+    const tn_conv_geom *g;
+    const conv_prep *pp;
+    const conv_state *st;
+    const int8_t *xb;
+    int8_t *yb;
+    int b, mode, rpb, nblocks, ntasks;   /* mode: 0 dense, 1 element, 2 channel, 3 row */
+    uint64_t computed[TN_MAX_THREADS], skipped[TN_MAX_THREADS];
+} q16_job;
+
+static void q16_task(void *arg, int t, int thread) {
+    q16_job *j = (q16_job *)arg;
+    const tn_conv_geom *g = j->g;
+    const conv_prep *pp = j->pp;
+    uint8_t *scr = (uint8_t *)tn_thread_scratch(j->c->s, thread);
+    int16_t *cols = (int16_t *)scr;
+    int8_t *tmp = (int8_t *)(scr + pp->q16_cols_bytes);
+    uint8_t *used = scr + pp->q16_cols_bytes + pp->q16_tmp_bytes + a64((size_t)g->cout * 4);
+    const int lda = pp->q16pk.K2 * 2, C = g->cout;
+    const int8_t zero_out = dropped_value(g);
+    const int b0 = (int)((int64_t)j->nblocks * t / j->ntasks), b1 = (int)((int64_t)j->nblocks * (t + 1) / j->ntasks);
+    uint64_t computed = 0, skipped = 0;
+    for (int blk = b0; blk < b1; blk++) {
+        const int oy0 = blk * j->rpb, rows = TN_MIN(j->rpb, g->oh - oy0), np = rows * g->ow;
+        int8_t *yb = j->yb + (int64_t)oy0 * g->ow * C;
+        const conv_subset *sub = j->mode == 2 ? &j->st->sub[0] : j->mode == 3 ? &j->st->sub[oy0] : NULL;
+        const int nk = sub ? sub->nk : C;
+        const tn_q16_packed *B = sub ? &sub->hk : j->st ? &j->st->sub[0].hk : &pp->q16pk;
+        skipped += (uint64_t)np * (C - nk);
+        if (nk == 0) {
+            memset(yb, zero_out, (size_t)np * C);
+            continue;
+        }
+        im2col_i16(g, j->xb, oy0, rows, lda, cols);
+        if (!sub) {
+            tn_arch->q16_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, yb, C);
+            computed += (uint64_t)np * C;
+            if (j->mode == 1) {
+                uint64_t sk = 0;
+                for (int p = 0; p < np; p++)
+                    sk += tn_arch->drop(C, j->c->s->seed, (uint32_t)j->c->op->index,
+                                        (((uint64_t)j->b * g->oh + oy0) * g->ow + p) * C, j->c->knobs->drowsy_threshold,
+                                        zero_out, yb + (int64_t)p * C, used);
+                skipped += sk;
+                computed -= sk;
+            }
+            continue;
+        }
+        tn_arch->q16_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, tmp, nk);
+        tn_arch->expand(np, tmp, nk, sub->keep, sub->mask, C, zero_out, yb);
+        for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
+        computed += (uint64_t)np * nk;
+    }
+    j->computed[t] = computed;
+    j->skipped[t] = skipped;
+}
+
+/* The AVX2 packed path: dense, element (dense, then masked), channel and row drowsy (the session's
+ * subsets); TN_ERR_UNSUPPORTED where the knobs need state the session lacks */
+static int conv_eval_q16(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
+    const tn_layer_knobs *kn = c->knobs;
+    const int drowsy = tn_drowsy_active(kn), gran = kn->drowsy_granularity;
+    const conv_state *st = (const conv_state *)c->state;
+    if (st && !st->q16) return TN_ERR_UNSUPPORTED;
+    if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
+    const int C = g->cout, K = g->kh * g->kw * g->cin, T = tn_session_threads(c->s);
+    q16_job j;
+    j.c = c;
+    j.g = g;
+    j.pp = pp;
+    j.st = st;
+    j.mode = !drowsy ? 0 : gran == TN_GRAN_ELEMENT ? 1 : gran == TN_GRAN_CHANNEL ? 2 : 3;
+    j.rpb = j.mode == 3 ? 1 : pp->rows_per_block;
+    j.nblocks = (g->oh + j.rpb - 1) / j.rpb;
+    j.ntasks = TN_MIN(T, j.nblocks);
+    const size_t used_off = pp->q16_cols_bytes + pp->q16_tmp_bytes + a64((size_t)C * 4);
+    for (int th = 0; th < T; th++) memset((uint8_t *)tn_thread_scratch(c->s, th) + used_off, 0, (size_t)C);
+    uint64_t computed = 0, skipped = 0;
+    for (int b = 0; b < g->n; b++) {
+        j.b = b;
+        j.xb = (const int8_t *)tn_in(c, 0) + (int64_t)b * g->h * g->w * g->cin;
+        j.yb = (int8_t *)tn_out(c, 0) + (int64_t)b * g->oh * g->ow * C;
+        tn_parallel(c->s, j.ntasks, q16_task, &j);
+        for (int t = 0; t < j.ntasks; t++) {
+            computed += j.computed[t];
+            skipped += j.skipped[t];
+        }
+    }
+    uint8_t *used = (uint8_t *)c->scratch + used_off;
+    if (j.mode == 0) {
+        memset(used, 1, (size_t)C);
+    } else {
+        for (int th = 1; th < T; th++) {
+            const uint8_t *u = (const uint8_t *)tn_thread_scratch(c->s, th) + used_off;
+            for (int oc = 0; oc < C; oc++) used[oc] |= u[oc];
+        }
+    }
+    uint64_t used_ch = 0;
+    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
+    tn_counters *k = c->ctr;
+    k->macs = computed * (uint64_t)K;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = skipped;
+    k->weight_bytes = used_ch * (uint64_t)K;
+    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
+    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
+    return TN_ERR_OK;
+}
+
 /* blocks of output rows of the portable im2col + GEMM path (every variant without a packed kernel) */
 typedef struct {
     const tn_ctx *c;
@@ -838,6 +1013,10 @@ static int conv_eval(tn_ctx *c) {
     }
     if (pp->q8 && tn_arch->q8_gemm && !(tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT))
         return conv_eval_q8(c, &g, pp);
+    if (pp->q16 && tn_arch->q16_gemm) {
+        const int rc = conv_eval_q16(c, &g, pp);
+        if (rc != TN_ERR_UNSUPPORTED) return rc;
+    }
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
     uint8_t *scr = (uint8_t *)c->scratch;

@@ -18,6 +18,8 @@ typedef struct {
     double eff;
     int q8;                /* weights packed for the packed GEMM (the CPU has one) */
     tn_q8_packed packed;
+    int q16;               /* ... and for the AVX2 one */
+    tn_q16_packed packed16;
 } fc_prep;
 
 static int has_perm(const tn_op *op) { return op->n_in > 6 && op->in[6] >= 0; }
@@ -69,7 +71,9 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     /* the legacy multiplier first (fc_requant reads it as a double), then the packed weights */
     const int packed = tn_arch_has_q8() && p[TN_P_FULLY_CONNECTED_W_ZP] == 0 && !p[TN_P_FULLY_CONNECTED_REQUANT_F64];
     const size_t pb = packed ? tn_q8_packed_bytes(N, K) : 0;
-    fc_prep *pp = (fc_prep *)calloc(1, sizeof *pp + 64 + pb);
+    const int packed16 = tn_arch_has_q16() && p[TN_P_FULLY_CONNECTED_W_ZP] == 0 && !p[TN_P_FULLY_CONNECTED_REQUANT_F64];
+    const size_t pb16 = packed16 ? tn_q16_packed_bytes(N, K) + 64 : 0;
+    fc_prep *pp = (fc_prep *)calloc(1, sizeof *pp + 64 + pb + pb16);
     if (!pp) return tn_op_fail(err, errlen, op, TN_ERR_NO_MEMORY, "out of memory");
     op->prepared = pp;
     if (p[TN_P_FULLY_CONNECTED_REQUANT_F64]) {
@@ -86,9 +90,16 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
                    (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed);
         pp->q8 = 1;
     }
+    if (packed16) {
+        const uintptr_t base = ((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63;  /* where the VNNI packing starts */
+        void *mem = (void *)((base + pb + 63) & ~(uintptr_t)63);
+        tn_q16_pack(N, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+                    (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed16);
+        pp->q16 = 1;
+    }
     op->analytic_macs = (uint64_t)(xe / K) * N * K;
     /* gathered input (K), estimates (N int32) and the completion order (N int32); the uint8 input */
-    op->scratch_bytes = (has_perm(op) ? (size_t)K + 8 * (size_t)N + 64 : 0) + (size_t)(K + 3) / 4 * 4 + 128;
+    op->scratch_bytes = (has_perm(op) ? (size_t)K + 8 * (size_t)N + 64 : 0) + (size_t)(K + 3) / 4 * 4 * 2 + 128;
     return TN_ERR_OK;
 }
 
@@ -266,6 +277,13 @@ static int fc_eval(tn_ctx *c) {
             fc_job j = {&pp->packed, xu, y + (int64_t)b0 * N, out_zp, lo, hi, 0};
             j.ntasks = TN_MIN(tn_session_threads(c->s), N >= 64 ? pp->packed.NB : 1);
             tn_parallel(c->s, j.ntasks, fc_task, &j);
+        } else if (pp->q16 && tn_arch->q16_gemm) {
+            /* the AVX2 packed GEMM: one row of int16 input */
+            int16_t *xi = (int16_t *)((uint8_t *)c->scratch +
+                                      (has_perm(c->op) ? (((size_t)K + 8 * (size_t)N + 64 + 63) / 64) * 64 : 0));
+            for (int k = 0; k < K; k++) xi[k] = xr[k];
+            for (int k = K; k < pp->packed16.K2 * 2; k++) xi[k] = 0;
+            tn_arch->q16_gemm(1, xi, pp->packed16.K2 * 2, &pp->packed16, out_zp, lo, hi, y + (int64_t)b0 * N, 0);
         } else {
             const int32_t *bias = (const int32_t *)tn_in(c, 5);
             for (int n = 0; n < N; n++) {

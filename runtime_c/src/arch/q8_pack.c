@@ -131,3 +131,32 @@ void tn_px_pack(int n, int cout, int kh, int kw, int cin, const int8_t *W, const
     }
     out->xoff = xoff; out->xmask = xmask; out->xctl = xctl;
 }
+
+size_t tn_q16_packed_bytes(int n, int K) {
+    const size_t NB = (size_t)(n + 7) / 8, K2 = (size_t)(K + 1) / 2;
+    return a64(NB * K2 * 32) + 4 * a64(NB * 8 * 4);
+}
+
+void tn_q16_pack(int n, int K, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
+                 const int32_t *mult, const int32_t *shift, void *mem, tn_q16_packed *out) {
+    const int NB = (n + 7) / 8, K2 = (K + 1) / 2;
+    int16_t *w = (int16_t *)mem;
+    int32_t *bias = (int32_t *)((uint8_t *)mem + a64((size_t)NB * K2 * 32));
+    int32_t *m = bias + a64((size_t)NB * 8 * 4) / 4;
+    int32_t *ls = m + a64((size_t)NB * 8 * 4) / 4;
+    int32_t *rs = ls + a64((size_t)NB * 8 * 4) / 4;
+    memset(w, 0, (size_t)NB * K2 * 32);
+    for (int j = 0; j < NB * 8; j++) {
+        if (j >= n) { bias[j] = 0; m[j] = 0; ls[j] = 0; rs[j] = 0; continue; }
+        const int c = cols ? cols[j] : j;
+        const int8_t *src = W + (int64_t)c * K;
+        int16_t *dst = w + (int64_t)(j / 8) * K2 * 16 + (j % 8) * 2;
+        for (int k = 0; k < K; k++) dst[(int64_t)(k / 2) * 16 + (k % 2)] = src[k];
+        bias[j] = bias_folded[c];
+        m[j] = mult[c];
+        ls[j] = shift[c] > 0 ? shift[c] : 0;
+        rs[j] = shift[c] > 0 ? 0 : -shift[c];
+    }
+    out->N = n; out->K = K; out->K2 = K2; out->NB = NB;
+    out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
+}
