@@ -96,3 +96,19 @@ def test_unknown_model_names_the_manifest():
     r = run("eval", "no-such-model", "--data", "npz:/x.npz")
     assert r.exit_code == 1
     assert "manifest" in r.output
+
+
+def test_lut_knobs_compile_their_tables(tmp_path):
+    """Look-up tables named in --knobs are compiled into the plan; 8-level weights fetch 3 of 8 bits."""
+    kws = str(shared_dir() / "models" / "mlperf-tiny" / "kws_ref_model.tflite")
+    rng = np.random.default_rng(1)
+    data = tmp_path / "kws.npz"
+    np.savez(data, x=rng.integers(0, 256, (12, 49, 10, 1), dtype=np.uint8), y=rng.integers(0, 12, 12))
+    r = run("eval", kws, "--data", f"npz:{data}", "--preprocess", "int8=pixel-128", "--profile", "horowitz45",
+            "--knobs", "lut.conv_2=16x256 lut.fc_1=8x256", "--json", "--layers")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["layers"]["conv_2"]["lut_lookups"] == d["layers"]["conv_2"]["macs"] > 0
+    assert d["layers"]["fc_1"]["mults"] == 0
+    assert d["fc_weight_bytes_saved"] == pytest.approx(1 - 3 / 8, abs=0.01)
+    assert d["layers"]["conv_1"]["lut_lookups"] == 0
