@@ -66,7 +66,7 @@ def preprocess_options_for(model_path: str | Path | None, overrides: Mapping[str
     if model_path is not None:
         e = registry.entry_for_file(model_path)
         if e is not None:
-            opts.update(e.preprocess)
+            opts.update(e.preprocess or {})
     over = dict(overrides or {})
     if any(k in over for k in _MAPPING_KEYS):
         for k in _MAPPING_KEYS:
