@@ -134,22 +134,21 @@ def _fc_k(model, layer) -> int:
 def _windows(xc: np.ndarray, p: dict, kh: int, kw: int, oh: int, ow: int) -> np.ndarray:
     """[oh*ow, kh*kw, C] receptive fields of a centred [H, W, C] input (padding reads 0)."""
     H, W, C = xc.shape
-    out = np.zeros((oh, ow, kh, kw, C), np.float64)
-    for ky in range(kh):
-        iy = np.arange(oh) * p["stride_h"] - p["pad_top"] + ky * p["dil_h"]
-        oky = (iy >= 0) & (iy < H)
-        for kx in range(kw):
-            ix = np.arange(ow) * p["stride_w"] - p["pad_left"] + kx * p["dil_w"]
-            okx = (ix >= 0) & (ix < W)
-            out[np.nonzero(oky)[0][:, None], np.nonzero(okx)[0][None, :], ky, kx] = xc[iy[oky]][:, ix[okx]]
-    return out.reshape(oh * ow, kh * kw, C)
+    sh, sw, dh, dw, pt, pl = p["stride_h"], p["stride_w"], p["dil_h"], p["dil_w"], p["pad_top"], p["pad_left"]
+    ph = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - pt - H)
+    pw = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - pl - W)
+    xp = np.pad(xc, ((pt, ph), (pl, pw), (0, 0)))
+    taps = [xp[ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
+            for ky in range(kh) for kx in range(kw)]
+    return np.stack(taps, axis=2).reshape(oh * ow, kh * kw, C)
 
 
-def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 128) -> dict[str, tuple]:
+def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 64, positions: int = 128) -> dict[str, tuple]:
     """Per conv/dw/fc layer, the second moments of its centred inputs x - zp as the layer's rows see them:
     (G, mu) with G = E[x x^T] and mu = E[x] over output positions: conv [K, K] and [K] in (ky, kx, ic) order
     (padding reads 0); depthwise [C, taps, taps] and [C, taps]; fc [K, K] and [K] in the model's own column
-    order. Used to assign LUT weight indices by output error (make_lut)."""
+    order; at most `positions` output positions per input. Used to assign LUT weight indices by output error
+    (make_lut)."""
     from .compiler import CompileOptions, compile_graph
     from .session import Model
     from .tflite_reader import read_tflite
@@ -164,9 +163,9 @@ def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 128) -> dict
     for x in np.asarray(inputs)[:max_samples]:
         x = x.reshape(model.inputs[0].shape)
         s.run(x)
-        for l in layers:
+        for l in layers:  # noqa: B007
             t = model.tensor_info(l.in_tensors[0])
-            v = (x if l.in_tensors[0] in graph_in else s.tensor(l.in_tensors[0])).astype(np.float64) - t.zero_point
+            v = (x if l.in_tensors[0] in graph_in else s.tensor(l.in_tensors[0])).astype(np.float32) - t.zero_point
             if l.op == "FULLY_CONNECTED":
                 cols = v.reshape(-1, _fc_k(model, l))
                 G, mu, n = cols.T @ cols, cols.sum(axis=0), cols.shape[0]
@@ -174,6 +173,8 @@ def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 128) -> dict
                 wshape = model.tensor_info(l.in_tensors[1]).shape
                 win = np.concatenate([_windows(b, l.params, wshape[1], wshape[2], l.output_shape[1], l.output_shape[2])
                                       for b in v])
+                if win.shape[0] > positions:  # an even subset of the output positions: moments, not a census
+                    win = win[np.linspace(0, win.shape[0] - 1, positions).astype(np.int64)]
                 n = win.shape[0]
                 if l.op == "CONV_2D":
                     cols = win.reshape(n, -1)
@@ -181,13 +182,13 @@ def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 128) -> dict
                 else:
                     G, mu = np.einsum("mkc,mlc->ckl", win, win), win.sum(axis=0).T
             a = acc.setdefault(l.name, [0.0, 0.0, 0])
-            a[0] = a[0] + G
-            a[1] = a[1] + mu
+            a[0] = a[0] + G.astype(np.float64)
+            a[1] = a[1] + mu.astype(np.float64)
             a[2] += n
     return {name: (G / n, mu / n) for name, (G, mu, n) in acc.items()}
 
 
-def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 512, gram_samples: int = 128):
+def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 512, gram_samples: int = 64):
     """CompileOptions (a copy of `options`, else the defaults) carrying approx_stats (input histograms) and,
     when gram_samples > 0, approx_gram (input second moments) from `inputs`."""
     from dataclasses import replace
@@ -198,7 +199,7 @@ def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 5
     return replace(base, approx_stats=collect_stats(model_path, inputs, max_samples), approx_gram=gram)
 
 
-def _refine(W: np.ndarray, Q: np.ndarray, idx: np.ndarray, LV: np.ndarray, C: np.ndarray, passes: int = 3):
+def _refine(W: np.ndarray, Q: np.ndarray, idx: np.ndarray, LV: np.ndarray, C: np.ndarray, passes: int = 2):
     """Coordinate descent on the output error of rows W [n, K] quantized to Q = LV[row, idx] under the input
     covariance C [K, K] shared by the rows: each index may move to a neighbouring level when that lowers
     e^T C e, e = W - Q. Each row of LV (its levels) is sorted ascending. Updates Q and idx in place."""
@@ -231,21 +232,21 @@ def _refine(W: np.ndarray, Q: np.ndarray, idx: np.ndarray, LV: np.ndarray, C: np
 
 
 def _refit_levels(W: np.ndarray, idx: np.ndarray, kw: int, C: np.ndarray, lv: np.ndarray) -> np.ndarray:
-    """Codebook levels minimising sum over rows of (w - A c)^T C (w - A c) for fixed indices, rounded to int8
-    (levels no index uses keep their value)."""
-    M = np.zeros((kw, kw))
+    """Codebook levels minimising sum over rows of (w - A c)^T C (w - A c) for fixed indices (A: one-hot of
+    idx), rounded to int8 (levels no index uses keep their value)."""
+    K = W.shape[1]
+    M = np.zeros(kw * kw)
     b = np.zeros(kw)
     for r in range(W.shape[0]):
-        A = np.zeros((W.shape[1], kw))
-        A[np.arange(W.shape[1]), idx[r]] = 1.0
-        AC = A.T @ C
-        M += AC @ A
-        b += AC @ W[r]
-    used = np.diag(M) > 1e-12
+        ix = idx[r]
+        M += np.bincount((ix[:, None] * kw + ix[None, :]).reshape(-1), weights=C.reshape(-1), minlength=kw * kw)
+        b += np.bincount(ix, weights=C @ W[r], minlength=kw)
+    M = M.reshape(kw, kw)
+    used = np.bincount(idx.reshape(-1), minlength=kw) > 0
     out = lv.astype(np.float64).copy()
     if used.any():
-        sol = np.linalg.lstsq(M[np.ix_(used, used)], b[used], rcond=None)[0]
-        out[used] = sol
+        out[used] = np.linalg.lstsq(M[np.ix_(used, used)], b[used], rcond=None)[0]
+    del K
     return np.clip(np.floor(out + 0.5), -128, 127)
 
 

@@ -51,7 +51,9 @@ def calibrate(model_path: str | Path, inputs: np.ndarray, max_samples: int = 512
         if e is None or e.shape[0] != w.shape[1]:
             continue
         orders[l.name] = np.argsort(-(e * w.sum(axis=0)), kind="stable").astype(np.int32)
-    return CompileOptions(conv_ranks=ranks, aip_order=orders)
+    # the approximate knobs' input statistics and default look-up tables (tunable/artefacts.py)
+    from .artefacts import calibrate as approx_calibrate
+    return approx_calibrate(model_path, xs, CompileOptions(conv_ranks=ranks, aip_order=orders, lut="default"))
 
 
 def _rank(importance: np.ndarray) -> np.ndarray:
