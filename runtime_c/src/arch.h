@@ -59,6 +59,8 @@ typedef struct tn_dw_packed {
     int C, P, taps;
     const int32_t *w;                              /* taps x P */
     const int32_t *bias, *mult, *lshift, *rshift;  /* P each */
+    const int16_t *w16;                            /* taps x P, the same weights as int16 (NEON) */
+    const int32_t *shift;                          /* P: the signed shift (requant_row's form) */
 } tn_dw_packed;
 /* y[j] = clamp(requant(bias[j % P] + sum_t w[t][j % P] * in[t][j]) + zp, lo, hi) for j < n; in[t] may be read
  * up to 64 bytes past n. */

@@ -39,8 +39,10 @@ static const tn_arch_table table_avx512 = TN_AVX512_TABLE(tn_gather_avx512vnni, 
 #define TN_ARM 1
 /* NEON is part of every AArch64 CPU, and an ARMv7 build with -mfpu=neon* already requires it */
 TN_DECLARE_VARIANT(neon)
+void tn_dw_row_neon(int n, const uint8_t *const *in, const tn_dw_packed *pk, int32_t zp, int32_t lo, int32_t hi,
+                    int8_t *y);
 static const tn_arch_table table_neon = {"neon", 0, tn_gemm_neon, tn_dot_neon, tn_dw_accum_neon, tn_requant_row_neon,
-                                         NULL, tn_add_generic, tn_dw_row_generic, NULL, NULL,
+                                         NULL, tn_add_generic, tn_dw_row_neon, NULL, NULL,
                                          tn_gather_generic, tn_expand_generic, tn_drop_generic, NULL};
 #if defined(__aarch64__) && defined(__linux__)
 #define TN_ARM_DOTPROD 1
@@ -52,7 +54,7 @@ TN_DECLARE_VARIANT(neon_dotprod)
 /* sdot helps the GEMM and the dot product only; depthwise and requantization stay on the NEON kernels */
 static const tn_arch_table table_neon_dotprod = {"neon-dotprod", 0, tn_gemm_neon_dotprod, tn_dot_neon_dotprod,
                                                  tn_dw_accum_neon, tn_requant_row_neon, NULL, tn_add_generic,
-                                                 tn_dw_row_generic, NULL, NULL, tn_gather_generic,
+                                                 tn_dw_row_neon, NULL, NULL, tn_gather_generic,
                                                  tn_expand_generic, tn_drop_generic, NULL};
 /* the kernel reports sdot (Cortex-A55/A76 and later: Pi 5; not the A53/A72 of Pi 3/4) */
 static int has_asimddp(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }

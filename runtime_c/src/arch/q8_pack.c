@@ -47,7 +47,7 @@ static int lcm16(int n) {
 
 size_t tn_dw_packed_bytes(int C, int taps) {
     const size_t P = (size_t)lcm16(C);
-    return a64((size_t)taps * P * 4) + 4 * a64(P * 4);
+    return a64((size_t)taps * P * 4) + 5 * a64(P * 4) + a64((size_t)taps * P * 2);
 }
 
 void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, const int32_t *bias_folded,
@@ -58,13 +58,17 @@ void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, c
     int32_t *m = bias + a64((size_t)P * 4) / 4;
     int32_t *ls = m + a64((size_t)P * 4) / 4;
     int32_t *rs = ls + a64((size_t)P * 4) / 4;
+    int32_t *sh = rs + a64((size_t)P * 4) / 4;
+    int16_t *w16 = (int16_t *)(sh + a64((size_t)P * 4) / 4);
     for (int l = 0; l < P; l++) {
         const int c = cols ? cols[l % n] : l % n;
         int32_t sum = 0;
         for (int t = 0; t < taps; t++) {
             w[(int64_t)t * P + l] = W[(int64_t)t * Cw + c];
+            w16[(int64_t)t * P + l] = W[(int64_t)t * Cw + c];
             sum += W[(int64_t)t * Cw + c];
         }
+        sh[l] = shift[c];
         /* sum w * (x - zp) = sum w * (x ^ 0x80) - (zp + 128) * sum w, bias_folded holding -zp * sum w */
         bias[l] = bias_folded[c] - 128 * sum;
         m[l] = mult[c];
@@ -73,6 +77,7 @@ void tn_dw_pack(int n, int taps, int Cw, const int8_t *W, const int32_t *cols, c
     }
     out->C = n; out->P = P; out->taps = taps;
     out->w = w; out->bias = bias; out->mult = m; out->lshift = ls; out->rshift = rs;
+    out->w16 = w16; out->shift = sh;
 }
 
 size_t tn_px_packed_bytes(int n, int kg, int cout) {

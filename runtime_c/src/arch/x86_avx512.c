@@ -497,6 +497,21 @@ void tn_px_fill_avx512vnni(int n, const int8_t *src, int64_t sstride, int cin, u
             _mm512_storeu_si512(dst + 4 * i, _mm512_permutex2var_epi32(a, ev, b));
             _mm512_storeu_si512(dst + plane + 4 * i, _mm512_permutex2var_epi32(a, od, b));
         }
+    } else if (cin == 1 && sstride <= 2) {
+        /* one channel: bytes (every other one for a stride of 2) widened to dwords */
+        for (; i + 16 + (sstride == 2) <= n; i += 16) {  /* stride 2: the 32-byte load ends a byte past pixel i + 15 */
+            __m512i v = sstride == 1 ? _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)))
+                                     : _mm512_and_si512(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + 2 * i))),
+                                                        _mm512_set1_epi32(0xFF));
+            _mm512_storeu_si512(dst + 4 * i, _mm512_xor_si512(v, x80));
+        }
+    } else if (cin < 4) {
+        /* 2 or 3 channels: a dword from each pixel's start; its bytes past cin belong to the next pixel (their
+         * weights are zero), so the last pixel of the row is left to the scalar loop (no read past the input) */
+        const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32((int32_t)sstride));
+        for (; i + 17 <= n; i += 16)
+            _mm512_storeu_si512(dst + 4 * i, _mm512_xor_si512(_mm512_i32gather_epi32(idx, src + (int64_t)i * sstride, 1), x80));
     } else if (cin % 16 == 0) {
         /* 4 groups at a time: 16 bytes of each of 16 pixels, transposed */
         for (; i + 16 <= n; i += 16) {
