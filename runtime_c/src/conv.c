@@ -20,6 +20,7 @@ typedef struct {
     int px;           /* prepared */
     int px_dense;     /* chosen for the layer with every channel computed */
     int px_G, px_Hq, px_Wq, px_npos;   /* channel groups, plane rows and columns, wide positions */
+    uint8_t px_used[64];               /* phase planes some tap reads (a 1x1 stride-2 conv reads one of four) */
     const int64_t *px_koff;            /* per reduction step: byte offset in the planes */
     tn_px_packed px_packed;
     size_t px_x_bytes, px_tmp_bytes;
@@ -78,10 +79,12 @@ static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g
     const int Hq = (hp + g->sh - 1) / g->sh, Wq = (wp + g->sw - 1) / g->sw;
     const int64_t plane = (int64_t)Hq * Wq * 4;
     int64_t *koff = (int64_t *)mem;
+    memset(pp->px_used, g->sh * g->sw > 64, sizeof pp->px_used);  /* more phases than flags: build them all */
     for (int ky = 0; ky < g->kh; ky++)
         for (int kx = 0; kx < g->kw; kx++)
             for (int gi = 0; gi < G; gi++) {
                 const int ph = ((ky * g->dh) % g->sh) * g->sw + (kx * g->dw) % g->sw;
+                if (ph < 64) pp->px_used[ph] = 1;
                 koff[(ky * g->kw + kx) * G + gi] =
                     ((int64_t)ph * G + gi) * plane + ((int64_t)((ky * g->dh) / g->sh) * Wq + (kx * g->dw) / g->sw) * 4;
             }
@@ -583,10 +586,14 @@ static void px_build(const tn_conv_geom *g, const conv_prep *pp, const int8_t *x
     for (int py = py0; py < py1; py++) {
         const int phy = py % g->sh, qy = py / g->sh, iy = py - g->pt;
         uint8_t *base = X + ((size_t)phy * sw * G * Hq + qy) * Wq * 4;  /* phase x 0, group 0 */
-        for (int i = 0; i < sw * G; i++) memset(base + i * plane, pad, (size_t)Wq * 4);
+        const uint8_t *used = pp->px_used + (phy * sw < 64 ? phy * sw : 0);
+        for (int ph = 0; ph < sw; ph++)
+            if (phy * sw + ph >= 64 || used[ph])
+                for (int i = 0; i < G; i++) memset(base + (ph * G + i) * plane, pad, (size_t)Wq * 4);
         if (iy < 0 || iy >= g->h) continue;
         const int8_t *row = xb + (int64_t)iy * g->w * cin;
         for (int ph = 0; ph < sw; ph++) {
+            if (phy * sw + ph < 64 && !used[ph]) continue;  /* no tap reads this phase */
             const int ix0 = ((ph - g->pl) % sw + sw) % sw, qx = (ix0 + g->pl) / sw;
             if (ix0 >= g->w || qx >= Wq) continue;
             const int cnt = TN_MIN((g->w - ix0 + sw - 1) / sw, Wq - qx);
