@@ -143,7 +143,7 @@ def _windows(xc: np.ndarray, p: dict, kh: int, kw: int, oh: int, ow: int) -> np.
     return np.stack(taps, axis=2).reshape(oh * ow, kh * kw, C)
 
 
-def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 64, positions: int = 128) -> dict[str, tuple]:
+def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 128, positions: int = 256) -> dict[str, tuple]:
     """Per conv/dw/fc layer, the second moments of its centred inputs x - zp as the layer's rows see them:
     (G, mu) with G = E[x x^T] and mu = E[x] over output positions: conv [K, K] and [K] in (ky, kx, ic) order
     (padding reads 0); depthwise [C, taps, taps] and [C, taps]; fc [K, K] and [K] in the model's own column
@@ -188,7 +188,7 @@ def collect_gram(model_path, inputs: np.ndarray, max_samples: int = 64, position
     return {name: (G / n, mu / n) for name, (G, mu, n) in acc.items()}
 
 
-def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 512, gram_samples: int = 64):
+def calibrate(model_path, inputs: np.ndarray, options=None, max_samples: int = 512, gram_samples: int = 128):
     """CompileOptions (a copy of `options`, else the defaults) carrying approx_stats (input histograms) and,
     when gram_samples > 0, approx_gram (input second moments) from `inputs`."""
     from dataclasses import replace
