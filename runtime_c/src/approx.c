@@ -57,13 +57,26 @@ typedef struct {
 
 /* ---------------------------------------------------------------- setup */
 
-static void scratch_layout(int K, int rows, uint8_t *base, uint8_t **xbuf, int32_t **per_row) {
+/* scratch: the gathered inputs (K bytes), the same centred as int16 (2K bytes), 5 int32 per row */
+static size_t pad64(size_t n) { return (n + 63) / 64 * 64; }
+
+static void scratch_layout(int K, uint8_t *base, uint8_t **xbuf, int16_t **xc, int32_t **per_row) {
     *xbuf = base;
-    *per_row = (int32_t *)(base + ((size_t)K + 63) / 64 * 64);
-    (void)rows;
+    *xc = (int16_t *)(base + pad64((size_t)K));
+    *per_row = (int32_t *)(base + pad64((size_t)K) + pad64(2 * (size_t)K));
 }
 
-static size_t scratch_need(int K, int rows) { return ((size_t)K + 63) / 64 * 64 + 5 * 4 * (size_t)rows + 64; }
+static size_t scratch_need(int K, int rows) { return pad64((size_t)K) + pad64(2 * (size_t)K) + 5 * 4 * (size_t)rows + 64; }
+
+/* xc = x - zp over the gathered inputs; returns 1 when all are >= 0 */
+static inline int centre(const int8_t *x, int K, int32_t zp, int16_t *xc) {
+    int nonneg = 1;
+    for (int j = 0; j < K; j++) {
+        xc[j] = (int16_t)((int32_t)x[j] - zp);
+        nonneg &= xc[j] >= 0;
+    }
+    return nonneg;
+}
 
 static int32_t mbqm_out(int64_t acc, int32_t mult, int32_t shift, int32_t zp) {
     return tn_mbqm((int32_t)acc, mult, shift) + zp;
@@ -172,23 +185,27 @@ static int ax_setup(tn_ctx *c, ax_t *a, int rows, int K, int64_t rs, int64_t cs,
 
 /* ---------------------------------------------------------------- the row engine */
 
-static inline int32_t weff(const ax_t *a, int r, int p) {
-    return (int32_t)a->w[(int64_t)r * a->rs + (int64_t)p * a->cs] & a->mask;
-}
-
-/* sum over entries [j0, j1) of an order (row r) of weff * (x - zp); with prune (tau > 0) entries with
- * |w| <= tau are skipped. Adds the MACs done to *macs. */
-static inline int32_t ordered_dot(const ax_t *a, int r, const void *order, int j0, int j1, const int8_t *x, int prune,
+/* sum over entries [j0, j1) of an order (row r) of w_eff * xc, xc = the centred inputs x - zp; with prune
+ * (tau > 0) entries with |w| <= tau are skipped. Adds the MACs done to *macs. */
+#define TN_ODOT(IDX_T, CS)                                                              \
+    do {                                                                                \
+        const IDX_T *o = (const IDX_T *)order + base;                                   \
+        for (int j = j0; j < j1; j++) {                                                 \
+            const int p = o[j];                                                         \
+            s += ((int32_t)wr[(int64_t)p * (CS)] & mask) * xc[p];                       \
+        }                                                                               \
+    } while (0)
+static inline int32_t ordered_dot(const ax_t *a, int r, const void *order, int j0, int j1, const int16_t *xc, int prune,
                                   uint64_t *macs) {
+    const int8_t *wr = a->w + (int64_t)r * a->rs;
+    const int64_t cs = a->cs, base = (int64_t)r * a->K;
+    const int32_t mask = a->mask;
     int32_t s = 0;
-    const int64_t base = (int64_t)r * a->K;
     if (!prune) {
         if (a->v.idx16) {
-            const uint16_t *o = (const uint16_t *)order + base;
-            for (int j = j0; j < j1; j++) s += weff(a, r, o[j]) * ((int32_t)x[o[j]] - a->zp);
+            if (cs == 1) TN_ODOT(uint16_t, 1); else TN_ODOT(uint16_t, cs);
         } else {
-            const uint8_t *o = (const uint8_t *)order + base;
-            for (int j = j0; j < j1; j++) s += weff(a, r, o[j]) * ((int32_t)x[o[j]] - a->zp);
+            if (cs == 1) TN_ODOT(uint8_t, 1); else TN_ODOT(uint8_t, cs);
         }
         *macs += (uint64_t)(j1 - j0);
         return s;
@@ -196,29 +213,30 @@ static inline int32_t ordered_dot(const ax_t *a, int r, const void *order, int j
     uint64_t n = 0;
     for (int j = j0; j < j1; j++) {
         const int p = tn_af_idx(&a->v, order, base + j);
-        const int32_t w0 = a->w[(int64_t)r * a->rs + (int64_t)p * a->cs];
+        const int32_t w0 = wr[(int64_t)p * cs];
         if ((w0 < 0 ? -w0 : w0) <= a->tau) continue;
-        s += (w0 & a->mask) * ((int32_t)x[p] - a->zp);
+        s += (w0 & mask) * xc[p];
         n++;
     }
     *macs += n;
     return s;
 }
+#undef TN_ODOT
 
 static inline void touch(ax_t *a, int r, int n) {
     if (n > a->touched[r]) a->touched[r] = n;
 }
 
-/* One output element of row r from its gathered inputs x (int8 values, or activation indices for lut).
- * nonneg: every input is >= the zero point (sign_exact may stop early). */
-static inline int8_t ax_output(ax_t *a, int r, const int8_t *x, int nonneg) {
+/* One output element of row r from its gathered inputs: activation indices (lut) or centred values xc = x - zp
+ * (the other paths). nonneg: every xc >= 0 (sign_exact may stop early). */
+static inline int8_t ax_output(ax_t *a, int r, const uint8_t *codes, const int16_t *xc, int nonneg) {
     const int K = a->K;
     int32_t acc;
     switch (a->mode) {
     case M_LUT: {
         const tn_af_lut *L = &a->lut;
         const int16_t *P = L->P + (L->per_channel ? (int64_t)r * L->ka * L->kw : 0);
-        const uint8_t *xi = (const uint8_t *)x;
+        const uint8_t *xi = codes;
         const uint8_t *wi = L->widx + (int64_t)r * L->row_bytes;
         const int kw = L->kw;
         acc = L->bias[r];
@@ -239,11 +257,12 @@ static inline int8_t ax_output(ax_t *a, int r, const int8_t *x, int nonneg) {
     }
     case M_DENSE: {
         const int8_t *wr = a->w + (int64_t)r * a->rs;
+        const int32_t mask = a->mask;
         int32_t s = 0;
         if (a->cs == 1)
-            for (int j = 0; j < K; j++) s += ((int32_t)wr[j] & a->mask) * ((int32_t)x[j] - a->zp);
+            for (int j = 0; j < K; j++) s += ((int32_t)wr[j] & mask) * xc[j];
         else
-            for (int j = 0; j < K; j++) s += ((int32_t)wr[(int64_t)j * a->cs] & a->mask) * ((int32_t)x[j] - a->zp);
+            for (int j = 0; j < K; j++) s += ((int32_t)wr[(int64_t)j * a->cs] & mask) * xc[j];
         acc = a->bias[r] + s;
         a->macs += (uint64_t)K;
         a->touched[r] = K;
@@ -252,15 +271,19 @@ static inline int8_t ax_output(ax_t *a, int r, const int8_t *x, int nonneg) {
     case M_SORTED: {
         const int np = a->kpos[r], nn = a->kneg[r], npos_all = a->v.npos[r];
         uint64_t m = 0;
-        acc = a->bias[r] + ordered_dot(a, r, a->v.sorted, 0, np, x, 0, &m);
+        acc = a->bias[r] + ordered_dot(a, r, a->v.sorted, 0, np, xc, 0, &m);
         if (a->sign_exact && nonneg && a->Tok[r]) {
-            const int32_t T = a->T[r];
-            const int64_t base = (int64_t)r * K;
+            const int32_t T = a->T[r], mask = a->mask;
+            const int64_t base = (int64_t)r * K, cs = a->cs;
+            const int8_t *wr = a->w + (int64_t)r * a->rs;
             int j = npos_all;
             const int end = npos_all + nn;
-            for (; j < end && acc > T; j++) {
-                const int p = tn_af_idx(&a->v, a->v.sorted, base + j);
-                acc += weff(a, r, p) * ((int32_t)x[p] - a->zp);
+            if (a->v.idx16) {
+                const uint16_t *o = (const uint16_t *)a->v.sorted + base;
+                for (; j < end && acc > T; j++) acc += ((int32_t)wr[(int64_t)o[j] * cs] & mask) * xc[o[j]];
+            } else {
+                const uint8_t *o = (const uint8_t *)a->v.sorted + base;
+                for (; j < end && acc > T; j++) acc += ((int32_t)wr[(int64_t)o[j] * cs] & mask) * xc[o[j]];
             }
             m += (uint64_t)(j - npos_all);
             touch(a, r, np + (j - npos_all));
@@ -271,7 +294,7 @@ static inline int8_t ax_output(ax_t *a, int r, const int8_t *x, int nonneg) {
             }
             break;
         }
-        acc += ordered_dot(a, r, a->v.sorted, npos_all, npos_all + nn, x, 0, &m);
+        acc += ordered_dot(a, r, a->v.sorted, npos_all, npos_all + nn, xc, 0, &m);
         a->macs += m;
         touch(a, r, np + nn);
         break;
@@ -279,7 +302,7 @@ static inline int8_t ax_output(ax_t *a, int r, const int8_t *x, int nonneg) {
     default: { /* M_PREVIEW */
         uint64_t m = 0;
         const int prune = a->tau > 0;
-        const int32_t part = ordered_dot(a, r, a->v.preview, 0, a->P, x, prune, &m);
+        const int32_t part = ordered_dot(a, r, a->v.preview, 0, a->P, xc, prune, &m);
         const int64_t est = (int64_t)a->bias[r] + part + a->v.pv_rest[(int64_t)r * a->v.pv_nq + a->pq];
         if (a->Tok[r] && est <= a->T[r]) {
             a->macs += m;
@@ -287,7 +310,7 @@ static inline int8_t ax_output(ax_t *a, int r, const int8_t *x, int nonneg) {
             touch(a, r, a->P);
             return (int8_t)a->lo;
         }
-        acc = a->bias[r] + part + ordered_dot(a, r, a->v.preview, a->P, K, x, prune, &m);
+        acc = a->bias[r] + part + ordered_dot(a, r, a->v.preview, a->P, K, xc, prune, &m);
         a->macs += m;
         a->touched[r] = K;
         break;
@@ -349,8 +372,9 @@ static inline int ax_drop(const tn_ctx *c, const tn_conv_geom *g, int b, int oy,
 int tn_conv_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
     const int K = g->kh * g->kw * g->cin;
     uint8_t *xbuf;
+    int16_t *xc;
     int32_t *per_row;
-    scratch_layout(K, g->cout, (uint8_t *)c->scratch, &xbuf, &per_row);
+    scratch_layout(K, (uint8_t *)c->scratch, &xbuf, &xc, &per_row);
     int8_t *xr = (int8_t *)xbuf;
     ax_t a;
     if (g->w_zp != 0)
@@ -364,7 +388,6 @@ int tn_conv_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
     const int32_t *rank_r = c->op->n_in > 7 && c->op->in[7] >= 0 ? (const int32_t *)tn_in(c, 7) : NULL;
     const int8_t dropped_v = (int8_t)tn_clamp(g->out_zp, g->act_min, g->act_max);
     const int8_t pad_code = act_code(&a, (int8_t)g->in_zp);
-    const int check_sign = a.sign_exact && g->in_zp > -128;
     const int map = a.mode == M_LUT && a.lut.amap;
     uint64_t dropped = 0, maps = 0;
     for (int b = 0; b < g->n; b++)
@@ -393,11 +416,10 @@ int tn_conv_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
                                 if (map) maps += (uint64_t)g->cin;
                             } else {
                                 memcpy(d, xp, (size_t)g->cin);
-                                if (check_sign)
-                                    for (int ic = 0; ic < g->cin; ic++) nonneg &= xp[ic] >= g->in_zp;
                             }
                         }
                     }
+                    if (a.mode != M_LUT) nonneg = centre(xr, K, g->in_zp, xc);
                 }
                 for (int oc = 0; oc < g->cout; oc++) {
                     if (drowsy && ax_drop(c, g, b, oy, ox, oc, rank_c, rank_r)) {
@@ -405,7 +427,7 @@ int tn_conv_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
                         dropped++;
                         continue;
                     }
-                    yp[oc] = ax_output(&a, oc, xr, nonneg);
+                    yp[oc] = ax_output(&a, oc, xbuf, xc, nonneg);
                 }
             }
     ax_counters(c, &a, maps, dropped, (uint64_t)g->n * g->h * g->w * g->cin, (uint64_t)g->n * g->oh * g->ow * g->cout);
@@ -417,8 +439,9 @@ int tn_conv_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
 int tn_dw_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
     const int K = g->kh * g->kw;
     uint8_t *xbuf;
+    int16_t *xc;
     int32_t *per_row;
-    scratch_layout(K, g->cout, (uint8_t *)c->scratch, &xbuf, &per_row);
+    scratch_layout(K, (uint8_t *)c->scratch, &xbuf, &xc, &per_row);
     int8_t *xr = (int8_t *)xbuf;
     ax_t a;
     if (g->w_zp != 0)
@@ -445,7 +468,6 @@ int tn_dw_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
                         continue;
                     }
                     const int ic = oc / g->depth_mult;
-                    int nonneg = 1;
                     for (int ky = 0, j = 0; ky < g->kh; ky++) {
                         const int iy = oy * g->sh - g->pt + ky * g->dh;
                         for (int kx = 0; kx < g->kw; kx++, j++) {
@@ -457,10 +479,10 @@ int tn_dw_eval_approx(tn_ctx *c, const tn_conv_geom *g) {
                             const int8_t v = x[(((int64_t)b * g->h + iy) * g->w + ix) * g->cin + ic];
                             xr[j] = act_code(&a, v);
                             maps += (uint64_t)map;
-                            nonneg &= v >= g->in_zp;
                         }
                     }
-                    yp[oc] = ax_output(&a, oc, xr, nonneg);
+                    const int nonneg = a.mode != M_LUT ? centre(xr, K, g->in_zp, xc) : 0;
+                    yp[oc] = ax_output(&a, oc, xbuf, xc, nonneg);
                 }
             }
     ax_counters(c, &a, maps, dropped, (uint64_t)g->n * g->h * g->w * g->cin, (uint64_t)g->n * g->oh * g->ow * g->cout);
@@ -475,8 +497,9 @@ int tn_fc_eval_approx(tn_ctx *c) {
     const int batch = (int)(tn_tensor_elems(tn_in_t(c, 0)) / K);
     const int32_t *p = c->op->p;
     uint8_t *xbuf;
+    int16_t *xc;
     int32_t *per_row;
-    scratch_layout(K, N, (uint8_t *)c->scratch, &xbuf, &per_row);
+    scratch_layout(K, (uint8_t *)c->scratch, &xbuf, &xc, &per_row);
     int8_t *xr = (int8_t *)xbuf;
     ax_t a;
     if (p[TN_P_FULLY_CONNECTED_W_ZP] != 0)
@@ -491,14 +514,10 @@ int tn_fc_eval_approx(tn_ctx *c) {
     uint64_t maps = 0;
     for (int b = 0; b < batch; b++) {
         const int8_t *xb = x + (int64_t)b * K;
-        int nonneg = 1;
-        for (int j = 0; j < K; j++) {
-            const int8_t v = perm ? xb[perm[j]] : xb[j];  /* the weights' column order */
-            xr[j] = act_code(&a, v);
-            nonneg &= v >= a.zp;
-        }
+        for (int j = 0; j < K; j++) xr[j] = act_code(&a, perm ? xb[perm[j]] : xb[j]);  /* the weights' column order */
         maps += map ? (uint64_t)K : 0;
-        for (int n = 0; n < N; n++) y[(int64_t)b * N + n] = ax_output(&a, n, xr, nonneg);
+        const int nonneg = a.mode != M_LUT ? centre(xr, K, a.zp, xc) : 0;
+        for (int n = 0; n < N; n++) y[(int64_t)b * N + n] = ax_output(&a, n, xbuf, xc, nonneg);
     }
     ax_counters(c, &a, maps, 0, (uint64_t)batch * K, (uint64_t)batch * N);
     return TN_ERR_OK;
