@@ -180,7 +180,12 @@ DROWSY_SHAPES = [CONV_SHAPES[i] for i in (0, 1, 3, 5, 6, 8, 9, 12, 14)]
 
 @pytest.mark.parametrize("shape", DROWSY_SHAPES, ids=lambda s: "x".join(map(str, s[:5])))
 @pytest.mark.parametrize("knobs", DROWSY, ids=str)
-def test_conv_drowsy_variants_equal_reference(shape, knobs):
+@pytest.mark.parametrize("strategy", ["auto", "mask", "subsets"])
+def test_conv_drowsy_variants_equal_reference(shape, knobs, strategy, monkeypatch):
+    """strategy: the kernels' own choice, or forced: every channel then the dropped ones zeroed, or the
+    subsets computed alone (TUNABLE_DROWSY, read when knobs are set)"""
+    if strategy != "auto":
+        monkeypatch.setenv("TUNABLE_DROWSY", strategy)
     assert_all_equal(conv_model(_seed(shape), *shape, act="RELU", ranks=True), knobs)
 
 
@@ -210,7 +215,10 @@ def test_depthwise_variants_equal_reference(shape, act):
 
 @pytest.mark.parametrize("shape", [DW_SHAPES[i] for i in (0, 1, 3, 4, 8)], ids=lambda s: "x".join(map(str, s[:4])))
 @pytest.mark.parametrize("knobs", DROWSY, ids=str)
-def test_depthwise_drowsy_variants_equal_reference(shape, knobs):
+@pytest.mark.parametrize("strategy", ["auto", "mask", "subsets"])
+def test_depthwise_drowsy_variants_equal_reference(shape, knobs, strategy, monkeypatch):
+    if strategy != "auto":
+        monkeypatch.setenv("TUNABLE_DROWSY", strategy)
     n, h, w, c, dm, k, st, dil, pad = shape
     assert_all_equal(conv_model(_seed(shape), n, h, w, c, c, k, st, dil, pad, act="RELU", depthwise=True,
                                 ranks=True), knobs)

@@ -114,10 +114,13 @@ typedef void (*tn_gather_fn)(int n, const int8_t *src, int64_t sstride, const in
                              int C, int ck, uint8_t flip, uint8_t *dst);
 typedef void (*tn_expand_fn)(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,
                              int8_t zero, int8_t *y);
-/* drowsy element granularity over units u0 .. u0 + n - 1 (drowsy.h's hash, random selection): y[i] = zero where
- * dropped, used[i] |= kept; returns the number dropped */
-typedef uint64_t (*tn_drop_fn)(int n, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero,
-                               int8_t *y, uint8_t *used);
+/* drowsy element granularity over units u0 .. u0 + n - 1 (drowsy.h's hash, random selection; u0 a multiple of C,
+ * element i of channel i % C): y[i] = zero where dropped; while *unseen > 0, used[channel] is set for kept
+ * elements and *unseen counts the channels not yet set; returns the number dropped */
+typedef uint64_t (*tn_drop_fn)(int n, int C, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold,
+                               int8_t zero, int8_t *y, uint8_t *used, int *unseen);
+/* y[p * C + c] = zero for the dropped channels c (drop[0..nd), or the bits of dmask), p < n */
+typedef void (*tn_zero_fn)(int n, const int32_t *drop, int nd, const uint64_t *dmask, int C, int8_t zero, int8_t *y);
 
 typedef struct tn_arch_table {
     const char *name;
@@ -136,6 +139,7 @@ typedef struct tn_arch_table {
     tn_expand_fn expand;
     tn_drop_fn drop;
     tn_q16_gemm_fn q16_gemm;
+    tn_zero_fn zero_ch;
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -164,13 +168,14 @@ void tn_arch_init(void);
                          int C, int ck, uint8_t flip, uint8_t *dst);                                             \
     void tn_expand_##sfx(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,     \
                          int8_t zero, int8_t *y);                                                                \
-    uint64_t tn_drop_##sfx(int n, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero,   \
-                           int8_t *y, uint8_t *used);
+    uint64_t tn_drop_##sfx(int n, int C, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold,         \
+                           int8_t zero, int8_t *y, uint8_t *used, int *unseen);                                  \
+    void tn_zero_ch_##sfx(int n, const int32_t *drop, int nd, const uint64_t *dmask, int C, int8_t zero, int8_t *y);
 TN_DECLARE_VARIANT_EXTRA(generic)
 TN_DECLARE_VARIANT_EXTRA(avx2)
 TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL, tn_zero_ch_##sfx}
 #endif

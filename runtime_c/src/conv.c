@@ -53,21 +53,28 @@ int tn_conv_rank_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom 
 
 static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
 
+/* A cost model in vpdpbusd-equivalents, fitted to the MLPerf Tiny layers on Zen 4: positions in lanes pay for
+ * the wide grid's extra columns and the input planes, channels in lanes for 16-channel blocks and im2col;
+ * both about 6 per 16 outputs requantized; computing row by row (drowsy rows) costs a call per row. */
+static double px_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
+    const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G;
+    const double chunks = per_row ? (double)g->oh * ((g->ow + 15) / 16) : (double)((pp->px_npos + 15) / 16);
+    return chunks * (4.0 * ((nk + 3) / 4)) * (kg + 6) + 0.5 * g->h * g->w * G + (per_row ? 40.0 * g->oh : 0.0);
+}
+
+static double q8_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
+    const int K = g->kh * g->kw * g->cin, K4 = (K + 3) / 4;
+    const double im2col = pp->direct && g->cin % 4 == 0 ? 1.0 : K / 16.0 + 8.0;  /* 1x1: the input rows as they are */
+    return (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col) + (per_row ? 40.0 * g->oh : 0.0);
+}
+
 /* Whether the positions-in-lanes kernel is expected to beat the channels-in-lanes GEMM for nk computed
  * channels. TUNABLE_CONV=px or q8 forces one (for measurements). */
 static int px_choose(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
     const char *env = getenv("TUNABLE_CONV");
     if (env && !strcmp(env, "px")) return 1;
     if (env && !strcmp(env, "q8")) return 0;
-    /* a cost model in vpdpbusd-equivalents, fitted to the MLPerf Tiny layers on Zen 4: positions in lanes pay
-     * for the wide grid's extra columns and the input planes, channels in lanes for 16-channel blocks and
-     * im2col; both about 6 per 16 outputs requantized */
-    const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G, K = g->kh * g->kw * g->cin, K4 = (K + 3) / 4;
-    const double chunks = per_row ? (double)g->oh * ((g->ow + 15) / 16) : (double)((pp->px_npos + 15) / 16);
-    const double px = chunks * (4.0 * ((nk + 3) / 4)) * (kg + 6) + 0.5 * g->h * g->w * G;
-    const double im2col = pp->direct && g->cin % 4 == 0 ? 1.0 : K / 16.0 + 8.0;  /* 1x1: the input rows as they are */
-    const double q8 = (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col);
-    return px <= q8;
+    return px_cost(g, pp, nk, per_row) <= q8_cost(g, pp, nk, per_row);
 }
 
 /* Geometry and packing of the positions-in-lanes path into mem (the offsets, then the weights). The padded
@@ -296,14 +303,17 @@ static void im2col_u8(const tn_conv_geom *g, const uint8_t *xu, int oy0, int row
 /* Per-session state of a conv op under channel or row drowsy on the packed path: the kept channels of each
  * unit (the whole layer, or each output row) packed once when knobs or seed change, not per inference. */
 typedef struct {
-    int nk;
-    const int32_t *keep;
-    const uint64_t *mask;
+    int nk, nd;
+    const int32_t *keep, *drop;    /* kept and dropped channels, ascending */
+    const uint64_t *mask, *dmask;  /* the same as bits */
     tn_q8_packed pk;    /* channels in lanes (VNNI) */
     tn_px_packed xk;    /* positions in lanes (VNNI) */
     tn_q16_packed hk;   /* AVX2 */
 } conv_subset;
-typedef struct { int gran, n_sub, px, q16; conv_subset sub[]; } conv_state;
+/* dense_mask: the subsets are not expected to save time (few channels dropped, or rows too short to fill
+ * the SIMD lanes): every channel is computed by the layer's dense kernel and the dropped outputs are then
+ * set to real zero; no packing */
+typedef struct { int gran, n_sub, px, q16, dense_mask; conv_subset sub[]; } conv_state;
 
 static int conv_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
@@ -328,7 +338,7 @@ static int conv_knobs_changed(tn_session *s, int op) {
         pbytes = pxb > q8b ? pxb : q8b;
     }
     const size_t mwords = (size_t)(g.cout + 63) / 64;
-    const size_t per = a64((size_t)g.cout * 4) + a64(mwords * 8) + 64 + pbytes;
+    const size_t per = a64((size_t)g.cout * 4) + 2 * a64(mwords * 8) + 64 + pbytes;
     const size_t head = a64(sizeof(conv_state) + (size_t)n_sub * sizeof(conv_subset));
     uint8_t *mem = (uint8_t *)malloc(head + (size_t)n_sub * per + 64);
     if (!mem) return TN_ERR_NO_MEMORY;
@@ -356,11 +366,23 @@ static int conv_knobs_changed(tn_session *s, int op) {
             if (!drop) keep[nk++] = oc;
         }
         uint64_t *mask = (uint64_t *)(p + (size_t)r * per + a64((size_t)g.cout * 4));
+        uint64_t *dmask = (uint64_t *)((uint8_t *)mask + a64(mwords * 8));
         memset(mask, 0, mwords * 8);
         for (int k = 0; k < nk; k++) mask[keep[k] / 64] |= 1ull << (keep[k] % 64);
+        for (size_t w = 0; w < mwords; w++) {
+            const int bits = g.cout - 64 * (int)w >= 64 ? 64 : g.cout - 64 * (int)w;
+            dmask[w] = ~mask[w] & (bits == 64 ? ~0ull : ((1ull << bits) - 1));
+        }
+        int32_t *drop = keep + nk;  /* the keep list's room holds both lists */
+        int nd = 0;
+        for (int oc = 0; oc < g.cout; oc++)
+            if (!((mask[oc / 64] >> (oc % 64)) & 1)) drop[nd++] = oc;
         st->sub[r].nk = nk;
+        st->sub[r].nd = nd;
         st->sub[r].keep = keep;
+        st->sub[r].drop = drop;
         st->sub[r].mask = mask;
+        st->sub[r].dmask = dmask;
         nk_sum += nk;
     }
     /* the kernel expected to be faster for the channels kept on average (element: always positions) */
@@ -368,10 +390,31 @@ static int conv_knobs_changed(tn_session *s, int op) {
                                           px_choose(&g, pp, (int)((nk_sum + n_sub - 1) / n_sub), gran == TN_GRAN_ROW));
     st->px = use_px;
     st->q16 = avx2;
-    for (int r = 0; r < n_sub; r++, p += per) {
+    /* subsets only where they are expected to be faster than the dense kernel (without rescaling, whose
+     * multipliers the dense kernel's packing lacks) */
+    st->dense_mask = 0;
+    if (gran != TN_GRAN_ELEMENT && !s->rq_mult[op]) {
+        const int nk_avg = (int)((nk_sum + n_sub - 1) / n_sub), row = gran == TN_GRAN_ROW;
+        double dense, sub;
+        if (vnni) {
+            dense = pp->px_dense ? px_cost(&g, pp, g.cout, 0) : q8_cost(&g, pp, g.cout, 0);
+            sub = use_px ? px_cost(&g, pp, nk_avg, row) : q8_cost(&g, pp, nk_avg, row);
+        } else {  /* AVX2: blocks of 8 channels */
+            const int K2 = (K + 1) / 2;
+            dense = (double)g.oh * g.ow * (((g.cout + 7) / 8) * (K2 + 6.0) + K / 8.0);
+            sub = (double)g.oh * g.ow * (((nk_avg + 7) / 8) * (K2 + 6.0) + K / 8.0) + (row ? 40.0 * g.oh : 0.0);
+        }
+        st->dense_mask = sub >= 0.9 * dense;
+    }
+    const char *env = getenv("TUNABLE_DROWSY");  /* "mask" or "subsets" forces the choice (tests, measurements) */
+    if (env && gran != TN_GRAN_ELEMENT && !s->rq_mult[op]) {
+        if (!strcmp(env, "mask")) st->dense_mask = 1;
+        if (!strcmp(env, "subsets")) st->dense_mask = 0;
+    }
+    for (int r = 0; r < n_sub && !st->dense_mask; r++, p += per) {
         const int nk = st->sub[r].nk;
         const int32_t *keep = st->sub[r].keep;
-        void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4) + a64(mwords * 8)) + 63) & ~(uintptr_t)63);
+        void *pm = (void *)(((uintptr_t)(p + a64((size_t)g.cout * 4) + 2 * a64(mwords * 8)) + 63) & ~(uintptr_t)63);
         if (avx2)
             tn_q16_pack(nk, K, w, keep, bias_folded, mult, shift, pm, &st->sub[r].hk);
         else if (use_px)
@@ -611,10 +654,11 @@ static uint64_t mask_elements(const tn_ctx *c, const tn_conv_geom *g, int b, int
     const uint32_t layer = (uint32_t)c->op->index;
     const int8_t zero_out = dropped_value(g);
     uint64_t skipped = 0;
-    for (int oy = oy0; oy < oy1; oy++)
-        for (int ox = 0; ox < g->ow; ox++)
-            skipped += tn_arch->drop(g->cout, c->s->seed, layer, (((uint64_t)b * g->oh + oy) * g->ow + ox) * g->cout,
-                                     kn->drowsy_threshold, zero_out, yb + ((int64_t)oy * g->ow + ox) * g->cout, used);
+    int unseen = 0;
+    for (int oc = 0; oc < g->cout; oc++) unseen += !used[oc];
+    for (int oy = oy0; oy < oy1; oy++)  /* a row's units are consecutive */
+        skipped += tn_arch->drop(g->ow * g->cout, g->cout, c->s->seed, layer, ((uint64_t)b * g->oh + oy) * g->ow * g->cout,
+                                 kn->drowsy_threshold, zero_out, yb + (int64_t)oy * g->ow * g->cout, used, &unseen);
     return skipped;
 }
 
@@ -837,11 +881,11 @@ static void q16_task(void *arg, int t, int thread) {
             tn_arch->q16_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, yb, C);
             computed += (uint64_t)np * C;
             if (j->mode == 1) {
-                uint64_t sk = 0;
-                for (int p = 0; p < np; p++)
-                    sk += tn_arch->drop(C, j->c->s->seed, (uint32_t)j->c->op->index,
-                                        (((uint64_t)j->b * g->oh + oy0) * g->ow + p) * C, j->c->knobs->drowsy_threshold,
-                                        zero_out, yb + (int64_t)p * C, used);
+                int unseen = 0;
+                for (int oc = 0; oc < C; oc++) unseen += !used[oc];
+                const uint64_t sk = tn_arch->drop(np * C, C, j->c->s->seed, (uint32_t)j->c->op->index,
+                                                  ((uint64_t)j->b * g->oh + oy0) * g->ow * C,
+                                                  j->c->knobs->drowsy_threshold, zero_out, yb, used, &unseen);
                 skipped += sk;
                 computed -= sk;
             }
@@ -1004,12 +1048,55 @@ static void gen_task(void *arg, int t, int thread) {
     j->skipped[t] = skipped;
 }
 
+static int conv_eval(tn_ctx *c);
+
+/* drowsy rows or channels where subsets would not pay: the dense kernel, then the dropped outputs zeroed;
+ * the counters count what the knob computes (the kept outputs) */
+static int conv_eval_dense_mask(tn_ctx *c, const tn_conv_geom *g, const conv_state *st) {
+    tn_layer_knobs off;
+    memset(&off, 0, sizeof off);
+    tn_ctx dense = *c;
+    dense.knobs = &off;
+    dense.state = NULL;
+    const int rc = conv_eval(&dense);
+    if (rc) return rc;
+    int8_t *y = (int8_t *)tn_out(c, 0);
+    const int8_t zero_out = dropped_value(g);
+    const int C = g->cout, K = g->kh * g->kw * g->cin;
+    uint64_t computed = 0, skipped = 0;
+    uint8_t *used = (uint8_t *)c->scratch;  /* free again after the dense run */
+    memset(used, 0, (size_t)C);
+    for (int b = 0; b < g->n; b++)
+        for (int oy = 0; oy < g->oh; oy++) {
+            const conv_subset *sub = &st->sub[st->gran == TN_GRAN_ROW ? oy : 0];
+            tn_arch->zero_ch(g->ow, sub->drop, sub->nd, sub->dmask, C, zero_out, y + ((int64_t)b * g->oh + oy) * g->ow * C);
+            computed += (uint64_t)g->ow * sub->nk;
+            skipped += (uint64_t)g->ow * sub->nd;
+            if (b == 0 && (oy == 0 || st->gran == TN_GRAN_ROW))
+                for (int k = 0; k < sub->nk; k++) used[sub->keep[k]] = 1;
+        }
+    uint64_t used_ch = 0;
+    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
+    tn_counters *k = c->ctr;
+    k->macs = computed * (uint64_t)K;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = skipped;
+    k->weight_bytes = used_ch * (uint64_t)K;
+    return TN_ERR_OK;
+}
+
 static int conv_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     if (tn_approx_knobs_active(c->knobs)) return tn_conv_eval_approx(c, &g);
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
+    {
+        const conv_state *st = (const conv_state *)c->state;
+        if (st && st->dense_mask && tn_arch->zero_ch && tn_drowsy_active(c->knobs)) return conv_eval_dense_mask(c, &g, st);
+    }
     if (pp->px && tn_arch->px_conv) {
         const conv_state *st = (const conv_state *)c->state;
         const int drowsy = tn_drowsy_active(c->knobs);

@@ -81,8 +81,16 @@ static inline int dw_drop(const tn_ctx *c, const tn_conv_geom *g, int b, int oy,
 /* Per-session state of the flattened-row path under drowsy: the computed channels of each unit (the layer,
  * or each output row) and their packing (with the session's rescaled multipliers), made when knobs or seed
  * change, not per inference. */
-typedef struct { int nk; const int32_t *keep; const uint64_t *mask; tn_dw_packed pk; } dw_subset;
-typedef struct { int gran, n_sub; dw_subset sub[]; } dw_state;
+typedef struct {
+    int nk, nd;
+    const int32_t *keep, *drop;   /* kept and dropped channels, ascending */
+    const uint64_t *mask, *dmask; /* the same as bits */
+    tn_dw_packed pk;              /* the kept channels (compact mode) */
+} dw_subset;
+/* compact: channel subsets computed on their own (the input gathered, the outputs expanded); otherwise every
+ * channel is computed (depthwise MACs are cheap next to the gathering) and the dropped outputs are then set
+ * to real zero. full: every channel with the session's rescaled multipliers. */
+typedef struct { int gran, n_sub, compact, has_full; tn_dw_packed full; dw_subset sub[]; } dw_state;
 
 static int dw_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
@@ -96,13 +104,14 @@ static int dw_knobs_changed(tn_session *s, int op) {
     tn_conv_geom_get(m, o, &g);
     const int gran = kn->drowsy_granularity;
     if (gran == TN_GRAN_ROW && g.n != 1 && !kn->drowsy_select) return TN_ERR_OK;  /* draws differ per image */
-    const int n_sub = gran == TN_GRAN_ROW ? g.oh : 1;
+    if (gran == TN_GRAN_ELEMENT && !s->rq_mult[op]) return TN_ERR_OK;              /* the plan's packing serves */
+    const int n_sub = gran == TN_GRAN_ROW ? g.oh : gran == TN_GRAN_CHANNEL ? 1 : 0;
     const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
     const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
     const int32_t *mult = s->rq_mult[op] ? s->rq_mult[op] : (const int32_t *)tn_const_in(m, o, 3);
     const int32_t *shift = s->rq_shift[op] ? s->rq_shift[op] : (const int32_t *)tn_const_in(m, o, 4);
     /* the keep lists first (their packing's size depends on how many channels each keeps) */
-    int32_t *keeps = (int32_t *)malloc((size_t)n_sub * g.cout * 4 + (size_t)n_sub * 4);
+    int32_t *keeps = (int32_t *)malloc((size_t)n_sub * g.cout * 4 + (size_t)n_sub * 4 + 8);
     if (!keeps) return TN_ERR_NO_MEMORY;
     int32_t *nks = keeps + (size_t)n_sub * g.cout;
     size_t total = 0;
@@ -119,8 +128,17 @@ static int dw_knobs_changed(tn_session *s, int op) {
             if (!drop) keep[nk++] = oc;
         }
         nks[r] = nk;
-        total += a64((size_t)nk * 4) + a64((size_t)(g.cout + 63) / 64 * 8) + (nk ? tn_dw_packed_bytes(nk, pp->taps) : 0);
     }
+    /* a channel subset is computed on its own when it keeps at most half the channels: gathering the input
+     * and expanding the outputs cost more than the MACs saved otherwise (measured on the MLPerf models) */
+    int compact = gran == TN_GRAN_CHANNEL && n_sub == 1 && 2 * nks[0] <= g.cout;
+    const char *env = getenv("TUNABLE_DROWSY");  /* "mask" or "subsets" forces the choice (tests, measurements) */
+    if (env && gran == TN_GRAN_CHANNEL) compact = !strcmp(env, "subsets") ? 1 : !strcmp(env, "mask") ? 0 : compact;
+    const size_t mw = a64((size_t)(g.cout + 63) / 64 * 8);
+    for (int r = 0; r < n_sub; r++)
+        total += a64((size_t)g.cout * 4) + 2 * mw + (compact && nks[r] ? tn_dw_packed_bytes(nks[r], pp->taps) : 0);
+    const int has_full = !compact && s->rq_mult[op] != NULL;
+    if (has_full) total += tn_dw_packed_bytes(g.cout, pp->taps) + 64;
     const size_t head = a64(sizeof(dw_state) + (size_t)n_sub * sizeof(dw_subset));
     uint8_t *mem = (uint8_t *)malloc(head + total + 64);
     if (!mem) {
@@ -130,24 +148,41 @@ static int dw_knobs_changed(tn_session *s, int op) {
     dw_state *st = (dw_state *)mem;
     st->gran = gran;
     st->n_sub = n_sub;
+    st->compact = compact;
+    st->has_full = has_full;
     uint8_t *p = (uint8_t *)(((uintptr_t)mem + head + 63) & ~(uintptr_t)63);
     for (int r = 0; r < n_sub; r++) {
         const int nk = nks[r];
-        int32_t *keep = (int32_t *)p;
+        int32_t *keep = (int32_t *)p, *drop = keep + nk;
         memcpy(keep, keeps + (size_t)r * g.cout, (size_t)nk * 4);
-        p += a64((size_t)nk * 4);
-        uint64_t *mask = (uint64_t *)p;
-        memset(mask, 0, (size_t)(g.cout + 63) / 64 * 8);
+        p += a64((size_t)g.cout * 4);
+        uint64_t *mask = (uint64_t *)p, *dmask = (uint64_t *)(p + mw);
+        memset(mask, 0, mw);
         for (int k = 0; k < nk; k++) mask[keep[k] / 64] |= 1ull << (keep[k] % 64);
-        p += a64((size_t)(g.cout + 63) / 64 * 8);
+        int nd = 0;
+        for (int oc = 0; oc < g.cout; oc++)
+            if (!((mask[oc / 64] >> (oc % 64)) & 1)) drop[nd++] = oc;
+        for (int w = 0; w < (g.cout + 63) / 64; w++) {
+            const int bits = g.cout - 64 * w >= 64 ? 64 : g.cout - 64 * w;
+            dmask[w] = ~mask[w] & (bits == 64 ? ~0ull : ((1ull << bits) - 1));
+        }
+        p += 2 * mw;
         st->sub[r].nk = nk;
+        st->sub[r].nd = nd;
         st->sub[r].keep = keep;
+        st->sub[r].drop = drop;
         st->sub[r].mask = mask;
-        if (nk) {
+        st->sub[r].dmask = dmask;
+        if (compact && nk) {
             tn_dw_pack(nk, pp->taps, g.cout, (const int8_t *)tn_const_in(m, o, 1), keep,
                        (const int32_t *)tn_const_in(m, o, 5), mult, shift, p, &st->sub[r].pk);
             p += tn_dw_packed_bytes(nk, pp->taps);
         }
+    }
+    if (has_full) {
+        p = (uint8_t *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+        tn_dw_pack(g.cout, pp->taps, g.cout, (const int8_t *)tn_const_in(m, o, 1), NULL,
+                   (const int32_t *)tn_const_in(m, o, 5), mult, shift, p, &st->full);
     }
     free(keeps);
     s->op_state[op] = st;
@@ -245,25 +280,6 @@ static void dw_compute_task(void *arg, int t, int thread) {
     uint64_t computed = 0, skipped = 0;
     for (int oy = r0; oy < r1; oy++) {
         int8_t *yr = j->yb + (int64_t)oy * ow * C;
-        if (j->mode == 3) {
-            const dw_subset *sub = &j->st->sub[j->st->n_sub == 1 ? 0 : oy];
-            const int ck = sub->nk;
-            skipped += (uint64_t)ow * (C - ck);
-            if (!ck) {
-                memset(yr, zero_out, (size_t)ow * C);
-                continue;
-            }
-            for (int ky = 0; ky < g->kh; ky++)
-                build_row(g, j->xb, oy * g->sh + ky * g->dh, Wq, sub->keep, sub->mask, ck,
-                          R + (size_t)ky * g->sw * Wq * ck, (size_t)Wq * ck);
-            for (int tp = 0; tp < T; tp++)
-                in[tp] = R + ((size_t)((tp / g->kw) * g->sw + pp->tplane[tp] % g->sw) * Wq + pp->tqx[tp]) * ck;
-            tn_arch->dw_row(ow * ck, in, &sub->pk, g->out_zp, g->act_min, g->act_max, tmp);
-            tn_arch->expand(ow, tmp, ck, sub->keep, sub->mask, C, zero_out, yr);
-            for (int k = 0; k < ck; k++) used[sub->keep[k]] = 1;
-            computed += (uint64_t)ow * ck;
-            continue;
-        }
         const int ck = j->ck;
         for (int tp = 0; tp < T; tp++)
             in[tp] = j->X + ((size_t)(pp->tplane[tp] * Hq + oy + pp->tqy[tp]) * Wq + pp->tqx[tp]) * ck;
@@ -275,15 +291,25 @@ static void dw_compute_task(void *arg, int t, int thread) {
             continue;
         }
         tn_arch->dw_row(ow * C, in, j->pk, g->out_zp, g->act_min, g->act_max, yr);
+        if (j->mode == 3 || j->mode == 4) {
+            /* every channel computed, the row's (or layer's) dropped ones then set to real zero */
+            const dw_subset *sub = &j->st->sub[j->mode == 3 ? oy : 0];
+            tn_arch->zero_ch(ow, sub->drop, sub->nd, sub->dmask, C, zero_out, yr);
+            if (j->mode == 3)
+                for (int k = 0; k < sub->nk; k++) used[sub->keep[k]] = 1;
+            computed += (uint64_t)ow * sub->nk;
+            skipped += (uint64_t)ow * sub->nd;
+            continue;
+        }
         computed += (uint64_t)ow * C;
         if (j->mode == 1) {
             /* element granularity: computed densely (SIMD), the dropped outputs then set to real zero */
             const tn_layer_knobs *kn = j->c->knobs;
             const uint32_t layer = (uint32_t)j->c->op->index;
-            uint64_t sk = 0;
-            for (int ox = 0; ox < ow; ox++)
-                sk += tn_arch->drop(C, j->c->s->seed, layer, (((uint64_t)j->b * g->oh + oy) * ow + ox) * C,
-                                    kn->drowsy_threshold, zero_out, yr + (int64_t)ox * C, used);
+            int unseen = 0;
+            for (int oc = 0; oc < C; oc++) unseen += !used[oc];
+            const uint64_t sk = tn_arch->drop(ow * C, C, j->c->s->seed, layer, ((uint64_t)j->b * g->oh + oy) * ow * C,
+                                              kn->drowsy_threshold, zero_out, yr, used, &unseen);
             skipped += sk;
             computed -= sk;
         }
@@ -297,8 +323,7 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     const tn_layer_knobs *kn = c->knobs;
     const int drowsy = tn_drowsy_active(kn), gran = kn->drowsy_granularity;
     const dw_state *st = (const dw_state *)c->state;
-    if (drowsy && gran != TN_GRAN_ELEMENT && !st) return TN_ERR_UNSUPPORTED;
-    if (c->rq_mult && gran == TN_GRAN_ELEMENT) return TN_ERR_UNSUPPORTED;  /* rescaled element drowsy: loop path */
+    if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
     const int C = g->cout, TH = tn_session_threads(c->s);
@@ -308,11 +333,13 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     j.pp = pp;
     j.st = st;
     j.X = (uint8_t *)c->scratch;
-    j.mode = !drowsy ? 0 : gran == TN_GRAN_ELEMENT ? 1 : gran == TN_GRAN_CHANNEL ? 2 : 3;
+    /* modes: 0 dense, 1 element, 2 channel subset computed alone, 3 row and 4 channel: every channel, then
+     * the dropped ones zeroed */
+    j.mode = !drowsy ? 0 : gran == TN_GRAN_ELEMENT ? 1 : gran == TN_GRAN_ROW ? 3 : st->compact ? 2 : 4;
     j.ck = j.mode == 2 ? st->sub[0].nk : C;
     j.keep = j.mode == 2 ? st->sub[0].keep : NULL;
     j.mask = j.mode == 2 ? st->sub[0].mask : NULL;
-    j.pk = j.mode == 2 ? &st->sub[0].pk : &pp->packed;
+    j.pk = j.mode == 2 ? &st->sub[0].pk : st && st->has_full ? &st->full : &pp->packed;
     for (int th = 0; th < TH; th++) {
         uint8_t *X, *used;
         int8_t *tmp;
@@ -331,10 +358,8 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
             skipped += (uint64_t)g->oh * g->ow * C;
             continue;
         }
-        if (j.mode != 3) {
-            j.ntasks = TN_MIN(TH, pp->Hq * g->sh);
-            tn_parallel(c->s, j.ntasks, dw_build_task, &j);
-        }
+        j.ntasks = TN_MIN(TH, pp->Hq * g->sh);
+        tn_parallel(c->s, j.ntasks, dw_build_task, &j);
         j.ntasks = TN_MIN(TH, g->oh);
         tn_parallel(c->s, j.ntasks, dw_compute_task, &j);
         for (int t = 0; t < j.ntasks; t++) {
@@ -348,8 +373,8 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     dw_scratch(&j, 0, &X0, &tmp0, &in0, &used);
     if (j.mode == 0) {
         memset(used, 1, (size_t)C);
-    } else if (j.mode == 2) {
-        for (int k = 0; k < j.ck; k++) used[j.keep[k]] = 1;
+    } else if (j.mode == 2 || j.mode == 4) {
+        for (int k = 0; k < st->sub[0].nk; k++) used[st->sub[0].keep[k]] = 1;
     } else {
         for (int th = 1; th < TH; th++) {
             uint8_t *X, *u;

@@ -6,6 +6,7 @@
 #define TN_HAVE_DW_ROW 1
 #define TN_HAVE_ADD 1
 #define TN_HAVE_DROP 1
+#define TN_HAVE_ZERO_CH 1
 #include "kernels.inc"
 #endif
 
@@ -593,22 +594,45 @@ static inline __mmask8 drop8(__m512i base, __m512i units, __m512i thr) {
     return _mm512_cmplt_epu64_mask(_mm512_srli_epi64(z, 32), thr);
 }
 
-uint64_t tn_drop_avx512vnni(int n, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero, int8_t *y,
-                            uint8_t *used) {
+uint64_t tn_drop_avx512vnni(int n, int C, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold, int8_t zero,
+                            int8_t *y, uint8_t *used, int *unseen) {
     const __m512i base = _mm512_set1_epi64((int64_t)(seed ^ ((uint64_t)layer * 0x9E3779B97F4A7C15ull)));
     const __m512i thr = _mm512_set1_epi64((int64_t)threshold), iota = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    const __m128i vz = _mm_set1_epi8(zero), one = _mm_set1_epi8(1);
+    const __m128i vz = _mm_set1_epi8(zero);
     uint64_t dropped = 0;
+    int c0 = 0;  /* the channel of lane 0 */
     for (int i = 0; i < n; i += 16) {
         const __m512i u = _mm512_add_epi64(_mm512_set1_epi64((int64_t)(u0 + (uint64_t)i)), iota);
         const __mmask16 d = (__mmask16)(drop8(base, u, thr) | ((unsigned)drop8(base, _mm512_add_epi64(u, _mm512_set1_epi64(8)), thr) << 8));
         const __mmask16 valid = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        const __mmask16 dv = d & valid, kv = (__mmask16)(~d & valid);
+        const __mmask16 dv = d & valid;
         _mm_mask_storeu_epi8(y + i, dv, vz);
-        _mm_mask_storeu_epi8(used + i, kv, one);
         dropped += (uint64_t)__builtin_popcount(dv);
+        if (*unseen) {  /* the first elements of a layer mark its channels; then nothing to do */
+            unsigned kept = (unsigned)(~d & valid);
+            for (int l = 0, c = c0; l < 16; l++, c = c + 1 == C ? 0 : c + 1)
+                if (((kept >> l) & 1) && !used[c]) {
+                    used[c] = 1;
+                    --*unseen;
+                }
+        }
+        c0 = (int)((c0 + 16) % C);
     }
     return dropped;
+}
+
+void tn_zero_ch_avx512vnni(int n, const int32_t *drop, int nd, const uint64_t *dmask, int C, int8_t zero, int8_t *y) {
+    const __m512i vz = _mm512_set1_epi8(zero);
+    int p = 0;
+    if (C <= 32 && 64 % C == 0) {  /* several pixels per store */
+        const int per = 64 / C;
+        uint64_t m = 0;
+        for (int i = 0; i < per; i++) m |= dmask[0] << (i * C);
+        for (; p + per <= n; p += per) _mm512_mask_storeu_epi8(y + (int64_t)p * C, (__mmask64)m, vz);
+    }
+    for (; p < n; p++)
+        for (int b = 0; b < C; b += 64) _mm512_mask_storeu_epi8(y + (int64_t)p * C + b, (__mmask64)dmask[b / 64], vz);
+    (void)drop; (void)nd;
 }
 
 /* with AVX-512 VBMI2: compress / expand by the kept-channel mask, per 64-channel block, or several pixels
