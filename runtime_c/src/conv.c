@@ -55,11 +55,15 @@ static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
 
 /* A cost model in vpdpbusd-equivalents, fitted to the MLPerf Tiny layers on Zen 4: positions in lanes pay for
  * the wide grid's extra columns and the input planes, channels in lanes for 16-channel blocks and im2col;
- * both about 6 per 16 outputs requantized; computing row by row (drowsy rows) costs a call per row. */
+ * both about 6 per 16 outputs requantized; computing row by row (drowsy rows) costs a call per row. Checked
+ * against forced choices (TUNABLE_CONV) on every MLPerf Tiny conv layer. */
 static double px_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
     const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G;
     const double chunks = per_row ? (double)g->oh * ((g->ow + 15) / 16) : (double)((pp->px_npos + 15) / 16);
-    return chunks * (4.0 * ((nk + 3) / 4)) * (kg + 6) + 0.5 * g->h * g->w * G + (per_row ? 40.0 * g->oh : 0.0);
+    /* per chunk: every computed channel's reduction and requantization, and per tile of 16 channels the
+     * transpose and the stores (about 60) */
+    return chunks * ((4.0 * ((nk + 3) / 4)) * (kg + 6) + 60.0 * ((nk + 15) / 16)) + 0.5 * g->h * g->w * G +
+           (per_row ? 40.0 * g->oh : 0.0);
 }
 
 static double q8_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
@@ -313,7 +317,11 @@ typedef struct {
 /* dense_mask: the subsets are not expected to save time (few channels dropped, or rows too short to fill
  * the SIMD lanes): every channel is computed by the layer's dense kernel and the dropped outputs are then
  * set to real zero; no packing */
-typedef struct { int gran, n_sub, px, q16, dense_mask; conv_subset sub[]; } conv_state;
+typedef struct {
+    int gran, n_sub, px, q16, dense_mask;
+    uint64_t used_ch;  /* channels kept by at least one subset (the weights fetched) */
+    conv_subset sub[];
+} conv_state;
 
 static int conv_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
@@ -384,6 +392,19 @@ static int conv_knobs_changed(tn_session *s, int op) {
         st->sub[r].mask = mask;
         st->sub[r].dmask = dmask;
         nk_sum += nk;
+    }
+    {
+        uint64_t any = 0;
+        uint8_t *seen = (uint8_t *)calloc((size_t)g.cout, 1);
+        if (!seen) {
+            free(mem);
+            return TN_ERR_NO_MEMORY;
+        }
+        for (int r = 0; r < n_sub; r++)
+            for (int k = 0; k < st->sub[r].nk; k++) seen[st->sub[r].keep[k]] = 1;
+        for (int oc = 0; oc < g.cout; oc++) any += seen[oc];
+        free(seen);
+        st->used_ch = gran == TN_GRAN_ELEMENT ? 0 : any;
     }
     /* the kernel expected to be faster for the channels kept on average (element: always positions) */
     const int use_px = vnni && pp->px && (gran == TN_GRAN_ELEMENT ||
@@ -562,9 +583,6 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
                 computed += j.computed[t];
                 skipped += j.skipped[t];
             }
-            if (st && st->gran == TN_GRAN_ROW)
-                for (int r = 0; r < g->oh; r++)
-                    for (int i = 0; i < st->sub[r].nk; i++) used[st->sub[r].keep[i]] = 1;
             continue;
         }
         for (int oy0 = 0; oy0 < g->oh; oy0 += rpb) {
@@ -603,6 +621,7 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
         }
     }
     if (!drowsy) used_ch = (uint64_t)g->cout;
+    else if (gran == TN_GRAN_ROW && st) used_ch = st->used_ch;
     else if (gran == TN_GRAN_ROW) {
         used_ch = 0;
         for (int oc = 0; oc < g->cout; oc++) used_ch += used[oc];
@@ -720,7 +739,6 @@ static void px_compute_task(void *arg, int t, int thread) {
                                  nk);
                 tn_arch->expand(ow, tmp, nk, sub->keep, sub->mask, C, zero_out, yr);
             }
-            for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
             computed += (uint64_t)ow * nk;
         }
     } else {
@@ -792,18 +810,18 @@ static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
         }
     }
     uint8_t *used = (uint8_t *)c->scratch + j.used_off;
+    uint64_t used_ch = 0;
     if (j.mode == 0) {
-        memset(used, 1, (size_t)C);
-    } else if (j.mode == 2) {
-        for (int k = 0; k < st->sub[0].nk; k++) used[st->sub[0].keep[k]] = 1;
+        used_ch = (uint64_t)C;
+    } else if (j.mode >= 2) {
+        used_ch = st->used_ch;
     } else {
         for (int th = 1; th < T; th++) {
             const uint8_t *u = (const uint8_t *)tn_thread_scratch(c->s, th) + j.used_off;
             for (int oc = 0; oc < C; oc++) used[oc] |= u[oc];
         }
+        for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     }
-    uint64_t used_ch = 0;
-    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     tn_counters *k = c->ctr;
     k->macs = computed * (uint64_t)K;
     k->mults = k->macs;
@@ -893,7 +911,6 @@ static void q16_task(void *arg, int t, int thread) {
         }
         tn_arch->q16_gemm(np, cols, lda, B, g->out_zp, g->act_min, g->act_max, tmp, nk);
         tn_arch->expand(np, tmp, nk, sub->keep, sub->mask, C, zero_out, yb);
-        for (int k = 0; k < nk; k++) used[sub->keep[k]] = 1;
         computed += (uint64_t)np * nk;
     }
     j->computed[t] = computed;
@@ -932,16 +949,18 @@ static int conv_eval_q16(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) 
         }
     }
     uint8_t *used = (uint8_t *)c->scratch + used_off;
+    uint64_t used_ch = 0;
     if (j.mode == 0) {
-        memset(used, 1, (size_t)C);
+        used_ch = (uint64_t)C;
+    } else if (j.mode >= 2) {
+        used_ch = st->used_ch;
     } else {
         for (int th = 1; th < T; th++) {
             const uint8_t *u = (const uint8_t *)tn_thread_scratch(c->s, th) + used_off;
             for (int oc = 0; oc < C; oc++) used[oc] |= u[oc];
         }
+        for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     }
-    uint64_t used_ch = 0;
-    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     tn_counters *k = c->ctr;
     k->macs = computed * (uint64_t)K;
     k->mults = k->macs;
@@ -1064,19 +1083,14 @@ static int conv_eval_dense_mask(tn_ctx *c, const tn_conv_geom *g, const conv_sta
     const int8_t zero_out = dropped_value(g);
     const int C = g->cout, K = g->kh * g->kw * g->cin;
     uint64_t computed = 0, skipped = 0;
-    uint8_t *used = (uint8_t *)c->scratch;  /* free again after the dense run */
-    memset(used, 0, (size_t)C);
     for (int b = 0; b < g->n; b++)
         for (int oy = 0; oy < g->oh; oy++) {
             const conv_subset *sub = &st->sub[st->gran == TN_GRAN_ROW ? oy : 0];
             tn_arch->zero_ch(g->ow, sub->drop, sub->nd, sub->dmask, C, zero_out, y + ((int64_t)b * g->oh + oy) * g->ow * C);
             computed += (uint64_t)g->ow * sub->nk;
             skipped += (uint64_t)g->ow * sub->nd;
-            if (b == 0 && (oy == 0 || st->gran == TN_GRAN_ROW))
-                for (int k = 0; k < sub->nk; k++) used[sub->keep[k]] = 1;
         }
-    uint64_t used_ch = 0;
-    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
+    const uint64_t used_ch = st->used_ch;
     tn_counters *k = c->ctr;
     k->macs = computed * (uint64_t)K;
     k->mults = k->macs;

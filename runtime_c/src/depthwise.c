@@ -90,7 +90,12 @@ typedef struct {
 /* compact: channel subsets computed on their own (the input gathered, the outputs expanded); otherwise every
  * channel is computed (depthwise MACs are cheap next to the gathering) and the dropped outputs are then set
  * to real zero. full: every channel with the session's rescaled multipliers. */
-typedef struct { int gran, n_sub, compact, has_full; tn_dw_packed full; dw_subset sub[]; } dw_state;
+typedef struct {
+    int gran, n_sub, compact, has_full;
+    uint64_t used_ch;  /* channels kept by at least one subset (the weights fetched) */
+    tn_dw_packed full;
+    dw_subset sub[];
+} dw_state;
 
 static int dw_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
@@ -150,6 +155,19 @@ static int dw_knobs_changed(tn_session *s, int op) {
     st->n_sub = n_sub;
     st->compact = compact;
     st->has_full = has_full;
+    st->used_ch = 0;
+    {
+        uint8_t *seen = (uint8_t *)calloc((size_t)g.cout, 1);
+        if (!seen) {
+            free(keeps);
+            free(mem);
+            return TN_ERR_NO_MEMORY;
+        }
+        for (int r = 0; r < n_sub; r++)
+            for (int k = 0; k < nks[r]; k++) seen[keeps[(size_t)r * g.cout + k]] = 1;
+        for (int oc = 0; oc < g.cout; oc++) st->used_ch += seen[oc];
+        free(seen);
+    }
     uint8_t *p = (uint8_t *)(((uintptr_t)mem + head + 63) & ~(uintptr_t)63);
     for (int r = 0; r < n_sub; r++) {
         const int nk = nks[r];
@@ -295,8 +313,6 @@ static void dw_compute_task(void *arg, int t, int thread) {
             /* every channel computed, the row's (or layer's) dropped ones then set to real zero */
             const dw_subset *sub = &j->st->sub[j->mode == 3 ? oy : 0];
             tn_arch->zero_ch(ow, sub->drop, sub->nd, sub->dmask, C, zero_out, yr);
-            if (j->mode == 3)
-                for (int k = 0; k < sub->nk; k++) used[sub->keep[k]] = 1;
             computed += (uint64_t)ow * sub->nk;
             skipped += (uint64_t)ow * sub->nd;
             continue;
@@ -371,10 +387,11 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     int8_t *tmp0;
     const uint8_t **in0;
     dw_scratch(&j, 0, &X0, &tmp0, &in0, &used);
+    uint64_t used_ch = 0;
     if (j.mode == 0) {
-        memset(used, 1, (size_t)C);
-    } else if (j.mode == 2 || j.mode == 4) {
-        for (int k = 0; k < st->sub[0].nk; k++) used[st->sub[0].keep[k]] = 1;
+        used_ch = (uint64_t)C;
+    } else if (j.mode >= 2) {
+        used_ch = st->used_ch;
     } else {
         for (int th = 1; th < TH; th++) {
             uint8_t *X, *u;
@@ -383,9 +400,8 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
             dw_scratch(&j, th, &X, &tmp, &in, &u);
             for (int oc = 0; oc < C; oc++) used[oc] |= u[oc];
         }
+        for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     }
-    uint64_t used_ch = 0;
-    for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     const int T = pp->taps;
     tn_counters *k = c->ctr;
     k->macs = computed * (uint64_t)T;
