@@ -577,7 +577,7 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
             j.c = c; j.g = g; j.pp = pp; j.st = st; j.xu = xu; j.B = B; j.nk = nk; j.keep = keep; j.rpb = rpb;
             j.yb = y + (int64_t)b * g->oh * g->ow * g->cout;
             j.nblocks = (g->oh + rpb - 1) / rpb;
-            j.ntasks = TN_MIN(tn_session_threads(c->s), j.nblocks);
+            j.ntasks = TN_MIN(tn_op_threads(c, c->op->analytic_macs), j.nblocks);
             tn_parallel(c->s, j.ntasks, q8_task, &j);
             for (int t = 0; t < j.ntasks; t++) {
                 computed += j.computed[t];
@@ -785,7 +785,7 @@ static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
     if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
-    const int C = g->cout, K = g->kh * g->kw * g->cin, T = tn_session_threads(c->s);
+    const int C = g->cout, K = g->kh * g->kw * g->cin, T = tn_op_threads(c, c->op->analytic_macs);
     px_job j;
     j.c = c;
     j.g = g;
@@ -925,7 +925,7 @@ static int conv_eval_q16(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) 
     const conv_state *st = (const conv_state *)c->state;
     if (st && !st->q16) return TN_ERR_UNSUPPORTED;
     if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
-    const int C = g->cout, K = g->kh * g->kw * g->cin, T = tn_session_threads(c->s);
+    const int C = g->cout, K = g->kh * g->kw * g->cin, T = tn_op_threads(c, c->op->analytic_macs);
     q16_job j;
     j.c = c;
     j.g = g;
@@ -1129,7 +1129,7 @@ static int conv_eval(tn_ctx *c) {
     const int32_t *rank_c = c->op->n_in > 6 && c->op->in[6] >= 0 ? (const int32_t *)tn_in(c, 6) : NULL;
     uint8_t *scr = (uint8_t *)c->scratch;
     int32_t *keep = (int32_t *)(scr + pp->im2col_bytes + pp->acc_bytes);
-    const int K = g.kh * g.kw * g.cin, T = tn_session_threads(c->s);
+    const int K = g.kh * g.kw * g.cin, T = tn_op_threads(c, c->op->analytic_macs);
     const tn_layer_knobs *kn = c->knobs;
     const int drowsy = tn_drowsy_active(kn);
     const int gran = kn->drowsy_granularity;

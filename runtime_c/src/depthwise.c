@@ -342,7 +342,7 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
     if (drowsy && (gran != TN_GRAN_ELEMENT || c->rq_mult) && !st) return TN_ERR_UNSUPPORTED;
     const int8_t *x = (const int8_t *)tn_in(c, 0);
     int8_t *y = (int8_t *)tn_out(c, 0);
-    const int C = g->cout, TH = tn_session_threads(c->s);
+    const int C = g->cout, TH = tn_op_threads(c, 8 * c->op->analytic_macs);  /* a depthwise MAC moves more data */
     dw_job j;
     j.c = c;
     j.g = g;

@@ -275,7 +275,7 @@ static int fc_eval(tn_ctx *c) {
             for (int k = 0; k < K; k++) xu[k] = (uint8_t)(xr[k] ^ 0x80);
             for (int k = K; k < pp->packed.K4 * 4; k++) xu[k] = 0;
             fc_job j = {&pp->packed, xu, y + (int64_t)b0 * N, out_zp, lo, hi, 0};
-            j.ntasks = TN_MIN(tn_session_threads(c->s), N >= 64 ? pp->packed.NB : 1);
+            j.ntasks = TN_MIN(tn_op_threads(c, (uint64_t)N * K), pp->packed.NB);
             tn_parallel(c->s, j.ntasks, fc_task, &j);
         } else if (pp->q16 && tn_arch->q16_gemm) {
             /* the AVX2 packed GEMM: one row of int16 input */

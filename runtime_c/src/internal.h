@@ -58,6 +58,7 @@ struct tn_session {
     int32_t **rq_mult, **rq_shift;  /* per op: multipliers rescaled by drowsy_rescale, or NULL */
     void **op_state;                /* per op: state a kernel derives from the knobs (one malloc block), or NULL */
     struct tn_pool *pool;           /* worker threads (threads.c), or NULL for one thread */
+    uint64_t par_min_work;          /* ops below this much work run on one thread (tn_op_threads) */
     uint64_t seed;
     char err[256];
 };
@@ -92,6 +93,13 @@ void tn_parallel(tn_session *s, int ntasks, tn_task_fn fn, void *arg);
 /* the scratch block of a thread (thread 0: the session's), op->scratch_bytes usable by every op */
 void *tn_thread_scratch(const tn_session *s, int thread);
 void tn_session_free_threads(tn_session *s);
+/* threads for an op of `work` multiply-accumulate equivalents: small ops stay on the caller's thread (waking
+ * workers costs more than they save); TUNABLE_PARALLEL_MIN_WORK, read when threads are set, overrides it */
+#define TN_PARALLEL_MIN_WORK 300000u
+int tn_session_threads(const tn_session *s);
+static inline int tn_op_threads(const tn_ctx *c, uint64_t work) {
+    return work >= c->s->par_min_work ? tn_session_threads(c->s) : 1;
+}
 int tn_session_knobs_changed(tn_session *s, int op);
 
 /* Defined in the op-family files. */

@@ -18,6 +18,7 @@ int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_ses
     tn_session *s = (tn_session *)calloc(1, sizeof *s);
     if (!s) return tn_fail(err, errlen, TN_ERR_NO_MEMORY, "out of memory");
     s->m = m;
+    s->par_min_work = TN_PARALLEL_MIN_WORK;
     s->counters = (tn_counters *)calloc((size_t)m->n_ops, sizeof(tn_counters));
     s->op_ns = (uint64_t *)calloc((size_t)m->n_ops, sizeof(uint64_t));
     s->knobs = (tn_layer_knobs *)calloc((size_t)m->n_ops, sizeof(tn_layer_knobs));

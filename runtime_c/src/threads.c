@@ -20,12 +20,12 @@ struct tn_pool {
     pthread_t *tid;
     pthread_mutex_t mu;
     pthread_cond_t wake, done_cv;
-    /* the current job */
+    /* the current job, under mu: tasks are claimed one at a time, so a worker the OS has not scheduled yet
+     * delays nothing (the others, the caller included, take its share) */
     tn_task_fn fn;
     void *arg;
-    int ntasks;
+    int ntasks, next, finished;
     volatile unsigned gen;      /* bumped per job */
-    volatile int done;          /* workers finished with the current job */
     volatile int quit;
     uint8_t **scratch;          /* per worker (index 1..n-1) */
     void **scratch_alloc;
@@ -33,8 +33,23 @@ struct tn_pool {
 
 typedef struct { struct tn_pool *p; int index; } worker_arg;
 
-static void run_share(struct tn_pool *p, int index) {
-    for (int t = index; t < p->ntasks; t += p->n) p->fn(p->arg, t, index);
+/* claims and runs tasks of job `gen` until none is left; returns at once if the job is another */
+static void run_tasks(struct tn_pool *p, unsigned gen, int index) {
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        if (p->gen != gen || p->next >= p->ntasks) {
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+        const int t = p->next++;
+        const tn_task_fn fn = p->fn;
+        void *arg = p->arg;
+        pthread_mutex_unlock(&p->mu);
+        fn(arg, t, index);
+        pthread_mutex_lock(&p->mu);
+        if (++p->finished == p->ntasks) pthread_cond_signal(&p->done_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 static void *worker(void *a) {
@@ -57,12 +72,7 @@ static void *worker(void *a) {
         }
         if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE)) return NULL;
         seen = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
-        run_share(p, index);
-        if (__atomic_add_fetch(&p->done, 1, __ATOMIC_ACQ_REL) == p->n - 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done_cv);
-            pthread_mutex_unlock(&p->mu);
-        }
+        run_tasks(p, seen, index);
     }
 }
 
@@ -93,6 +103,8 @@ int tn_session_set_threads(tn_session *s, int n) {
     if (!s) return TN_ERR_BAD_ARGUMENT;
     if (n < 1 || n > TN_MAX_THREADS)
         return tn_fail(s->err, sizeof s->err, TN_ERR_BAD_ARGUMENT, "threads = %d: must be in [1, %d]", n, TN_MAX_THREADS);
+    const char *env = getenv("TUNABLE_PARALLEL_MIN_WORK");
+    s->par_min_work = env && *env ? strtoull(env, NULL, 10) : TN_PARALLEL_MIN_WORK;
     if (n == tn_session_threads(s)) return TN_ERR_OK;
     tn_session_free_threads(s);
     if (n == 1) return TN_ERR_OK;
@@ -150,19 +162,15 @@ void tn_parallel(tn_session *s, int ntasks, tn_task_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
     p->ntasks = ntasks;
-    __atomic_store_n(&p->done, 0, __ATOMIC_RELEASE);
+    p->next = 0;
+    p->finished = 0;
     __atomic_add_fetch(&p->gen, 1, __ATOMIC_ACQ_REL);
+    const unsigned gen = p->gen;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_share(p, 0);
-    int spins = 0;
-    while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < p->n - 1) {
-        if (++spins < TN_SPIN_ROUNDS) {
-            sched_yield();
-            continue;
-        }
-        pthread_mutex_lock(&p->mu);
-        while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < p->n - 1) pthread_cond_wait(&p->done_cv, &p->mu);
-        pthread_mutex_unlock(&p->mu);
-    }
+    run_tasks(p, gen, 0);
+    /* every task claimed: wait for the ones still running on workers */
+    pthread_mutex_lock(&p->mu);
+    while (p->finished < p->ntasks) pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
 }
