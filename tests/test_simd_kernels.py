@@ -81,18 +81,26 @@ def conv_model(seed, n, h, w, cin, cout, k, stride, dil, padding, act="NONE", de
     return tunable.Model(compile_graph(g, co), f"{name} {n}x{h}x{w}x{cin}->{cout} k{k} s{stride} d{dil} {padding}")
 
 
-def fc_model(seed, batch, k, n, act="NONE"):
+def fc_model(seed, batch, k, n, act="NONE", classifier=False, artefacts=False, fine=False):
+    """A FULLY_CONNECTED model (then a SOFTMAX when classifier); artefacts: with the AIP column order; fine:
+    weights in {-1, 0, 1} and an output step of 4 accumulator units, so that an accumulator off by one shows"""
     rng = np.random.default_rng(seed)
     sx, zx = float(rng.uniform(0.01, 0.05)), int(rng.integers(-128, 128))
     sw = float(rng.uniform(0.002, 0.02))
-    wd = rng.integers(-127, 128, (n, k)).astype(np.int8)
-    bias = rng.integers(-20000, 20000, n).astype(np.int32)
-    sy = sx * sw * math.sqrt(k) * 74 * 73 / 50
+    wd = rng.integers(-1, 2, (n, k)).astype(np.int8) if fine else rng.integers(-127, 128, (n, k)).astype(np.int8)
+    bias = rng.integers(-50, 50, n).astype(np.int32) if fine else rng.integers(-20000, 20000, n).astype(np.int32)
+    sy = sx * sw * (4 if fine else math.sqrt(k) * 74 * 73 / 50)
     tensors = [_t(0, "x", (batch, k), scale=sx, zp=zx), _t(1, "w", (n, k), scale=sw, zp=0, data=wd),
                _t(2, "b", (n,), "int32", scale=sx * sw, zp=0, data=bias),
                _t(3, "y", (batch, n), scale=sy, zp=int(rng.integers(-100, 100)))]
-    g = Graph(tensors, [Op(0, "FULLY_CONNECTED", [0, 1, 2], [3], {"fused_activation_function": act})], [0], [3])
-    return tunable.Model(compile_graph(g, CompileOptions(artefacts=False)), f"fc {batch}x{k}->{n}")
+    ops = [Op(0, "FULLY_CONNECTED", [0, 1, 2], [3], {"fused_activation_function": act})]
+    outputs = [3]
+    if classifier:
+        tensors.append(_t(4, "p", (batch, n), scale=1 / 256, zp=-128))
+        ops.append(Op(1, "SOFTMAX", [3], [4], {"beta": 1.0}))
+        outputs = [4]
+    g = Graph(tensors, ops, [0], outputs)
+    return tunable.Model(compile_graph(g, CompileOptions(artefacts=artefacts)), f"fc {batch}x{k}->{n}")
 
 
 def run_all(model, knobs=Knobs(), seeds=(0, 1)):
@@ -305,3 +313,18 @@ def test_threads_option_errors():
     s = m.session(threads=4)
     s.set_threads(1)
     assert s.threads == 1
+
+
+@pytest.mark.parametrize("batch,k,n", [(1, 640, 128), (1, 65, 17), (3, 128, 40), (1, 258, 10), (1, 16, 40),
+                                       (2, 30, 33)])
+@pytest.mark.parametrize("role", ["relu", "classifier"])
+@pytest.mark.parametrize("aip", [1 / 2, 1 / 5, 1 / 16])
+def test_fc_aip_variants_equal_reference(batch, k, n, role, aip):
+    """AIP previews (packed VNNI partial sums where the CPU has them, preview widths not multiples of 4) and
+    completions (ReLU skip, top-m of a classifier) equal the reference's, outputs and counters"""
+    for fine in (False, True):
+        m = fc_model(batch * 1000 + k + n, batch, k, n, "RELU" if role == "relu" else "NONE",
+                     classifier=role == "classifier", artefacts=True, fine=fine)
+        assert_all_equal(m, Knobs(aip=aip))
+        assert_all_equal(m, Knobs(aip=aip, aip_margin=-3, aip_topm=3))
+        assert_all_equal(m, Knobs())

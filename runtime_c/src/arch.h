@@ -26,6 +26,9 @@ typedef struct tn_q8_packed {
 } tn_q8_packed;
 typedef void (*tn_q8_gemm_fn)(int M, const uint8_t *A, int lda, const tn_q8_packed *B, int32_t zp, int32_t lo,
                               int32_t hi, int8_t *Y, int ldy);
+/* raw int32 sums over the first k4n groups of 4 reduction bytes, one uint8 input row (x ^ 0x80, no bias):
+ * out[n] = sum_{k < 4 k4n} w[n][k] * a[k] for n < 16 * NB (AIP previews) */
+typedef void (*tn_q8_gemv_raw_fn)(const tn_q8_packed *B, int k4n, const uint8_t *a, int32_t *out);
 
 /* Packed-weight GEMM with fused requantization for CPUs without VNNI (x86 AVX2): weights packed once at load
  * into blocks of 8 output channels x 2 reduction values as int16 (vpmaddwd multiplies pairs exactly),
@@ -140,6 +143,7 @@ typedef struct tn_arch_table {
     tn_drop_fn drop;
     tn_q16_gemm_fn q16_gemm;
     tn_zero_fn zero_ch;
+    tn_q8_gemv_raw_fn q8_gemv_raw;
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -177,5 +181,5 @@ TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL, tn_zero_ch_##sfx}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL, tn_zero_ch_##sfx, NULL}
 #endif

@@ -24,6 +24,14 @@ typedef struct {
 
 static int has_perm(const tn_op *op) { return op->n_in > 6 && op->in[6] >= 0; }
 
+static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
+
+/* scratch: the gathered input (K), AIP partial sums (N + 16 int32: a 16-row block past N) and order (N int32),
+ * then the input as uint8 or int16 for the packed kernels */
+static size_t fc_xu_offset(const tn_op *op, int K, int N) {
+    return has_perm(op) ? a64((size_t)K) + a64(4 * ((size_t)N + 16)) + a64(4 * (size_t)N) : 0;
+}
+
 static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     int rc;
     if (op->n_in < 6) return tn_op_fail(err, errlen, op, TN_ERR_BAD_OP, "needs 6 inputs, has %d", op->n_in);
@@ -99,7 +107,44 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     }
     op->analytic_macs = (uint64_t)(xe / K) * N * K;
     /* gathered input (K), estimates (N int32) and the completion order (N int32); the uint8 input */
-    op->scratch_bytes = (has_perm(op) ? (size_t)K + 8 * (size_t)N + 64 : 0) + (size_t)(K + 3) / 4 * 4 * 2 + 128;
+    op->scratch_bytes = fc_xu_offset(op, K, N) + (size_t)(K + 3) / 4 * 4 * 2 + 128;
+    return TN_ERR_OK;
+}
+
+/* per session, for the AIP preview width S of the knobs: each row's weight sums over the first 4 * (S / 4)
+ * columns, the first S and the rest */
+typedef struct { int S; int32_t *p4, *ps, *pr; } fc_state;
+
+static int fc_knobs_changed(tn_session *s, int op) {
+    const tn_model *m = s->m;
+    const tn_op *o = &m->ops[op];
+    const tn_layer_knobs *kn = &s->knobs[op];
+    free(s->op_state[op]);
+    s->op_state[op] = NULL;
+    if (kn->aip_mode == AIP_OFF || kn->aip_cols <= 0 || !has_perm(o) || o->p[TN_P_FULLY_CONNECTED_W_ZP] != 0)
+        return TN_ERR_OK;
+    const tn_tensor *wt = &m->tensors[o->in[1]];
+    const int N = wt->dims[0], K = wt->dims[1], S = kn->aip_cols, S4 = S / 4;
+    fc_state *st = (fc_state *)malloc(sizeof *st + 3 * (size_t)N * 4);
+    if (!st) return TN_ERR_NO_MEMORY;
+    st->S = S;
+    st->p4 = (int32_t *)(st + 1);
+    st->ps = st->p4 + N;
+    st->pr = st->ps + N;
+    const int8_t *w = (const int8_t *)tn_const_in(m, o, 1);
+    for (int n = 0; n < N; n++) {
+        const int8_t *wr = w + (int64_t)n * K;
+        int32_t a = 0, b = 0, r = 0;
+        for (int k = 0; k < K; k++) {
+            if (k < 4 * S4) a += wr[k];
+            if (k < S) b += wr[k];
+            else r += wr[k];
+        }
+        st->p4[n] = a;
+        st->ps[n] = b;
+        st->pr[n] = r;
+    }
+    s->op_state[op] = st;
     return TN_ERR_OK;
 }
 
@@ -120,14 +165,36 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
     const int32_t *shift = (const int32_t *)tn_in(c, 4);
     const int S = kn->aip_cols;
     const int mode = kn->aip_mode;
-    int32_t *part = (int32_t *)((uint8_t *)c->scratch + ((K + 63) / 64) * 64);
-    int32_t *order = part + N;
+    int32_t *part = (int32_t *)((uint8_t *)c->scratch + a64((size_t)K));
+    int32_t *order = part + N + 16;
+    /* with the session's column sums (fc_knobs_changed) each dot product is one pass, and the preview of every
+     * row runs on the packed VNNI weights (their first S/4 groups of 4 columns) */
+    const fc_state *st = (const fc_state *)c->state;
+    const fc_prep *pp = (const fc_prep *)c->op->prepared;
+    if (st && st->S != S) st = NULL;
+    const int packed_preview = st && pp->q8 && tn_arch->q8_gemv_raw && !tn_arch->reference;
     uint64_t completed = 0;
     for (int b = 0; b < batch; b++) {
         const int8_t *xb = xg + (int64_t)b * K;  /* batch > 1 gathers row by row below */
         int8_t *yb = y + (int64_t)b * N;
         /* preview: partial sums over the S most important columns, scaled to the full row */
-        for (int n = 0; n < N; n++) part[n] = centered_dot(S, xb, w + (int64_t)n * K, in_zp);
+        if (packed_preview) {
+            uint8_t *xu = (uint8_t *)c->scratch + fc_xu_offset(c->op, K, N);
+            const int S4 = S / 4;
+            for (int k = 0; k < 4 * S4; k++) xu[k] = (uint8_t)(xb[k] ^ 0x80);
+            tn_arch->q8_gemv_raw(&pp->packed, S4, xu, part);
+            for (int n = 0; n < N; n++) {
+                const int8_t *wr = w + (int64_t)n * K;
+                int32_t tail = 0;
+                for (int k = 4 * S4; k < S; k++) tail += (int32_t)wr[k] * xb[k];
+                /* sum w (x ^ 0x80) = sum w x + 128 sum w over the 4*S4 columns; then the zero point over S */
+                part[n] = part[n] - 128 * st->p4[n] + tail - in_zp * st->ps[n];
+            }
+        } else if (st) {
+            for (int n = 0; n < N; n++) part[n] = tn_arch->dot(S, xb, w + (int64_t)n * K) - in_zp * st->ps[n];
+        } else {
+            for (int n = 0; n < N; n++) part[n] = centered_dot(S, xb, w + (int64_t)n * K, in_zp);
+        }
         if (mode == AIP_RELU_SKIP) {
             for (int n = 0; n < N; n++) {
                 const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
@@ -137,7 +204,9 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
                     yb[n] = (int8_t)lo;
                     continue;
                 }
-                const int32_t acc = bias[n] + part[n] + centered_dot(K - S, xb + S, w + (int64_t)n * K + S, in_zp);
+                const int32_t rest = st ? tn_arch->dot(K - S, xb + S, w + (int64_t)n * K + S) - in_zp * st->pr[n]
+                                        : centered_dot(K - S, xb + S, w + (int64_t)n * K + S, in_zp);
+                const int32_t acc = bias[n] + part[n] + rest;
                 yb[n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
                 completed++;
             }
@@ -159,7 +228,8 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
             int32_t min_done = hi;
             for (int i = 0; i < m; i++) {
                 const int n = order[i];
-                const int32_t acc = bias[n] + centered_dot(K, xb, w + (int64_t)n * K, in_zp);
+                const int32_t acc = bias[n] + (st ? tn_arch->dot(K, xb, w + (int64_t)n * K) - in_zp * (st->ps[n] + st->pr[n])
+                                                  : centered_dot(K, xb, w + (int64_t)n * K, in_zp));
                 yb[n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
                 if (yb[n] < min_done) min_done = yb[n];
                 completed++;
@@ -271,7 +341,7 @@ static int fc_eval(tn_ctx *c) {
             }
         } else if (pp->q8 && tn_arch->q8_gemm) {
             /* the packed GEMM, one row of uint8 input (arch.h), output blocks of 16 rows split among threads */
-            uint8_t *xu = (uint8_t *)c->scratch + (has_perm(c->op) ? (((size_t)K + 8 * (size_t)N + 64 + 63) / 64) * 64 : 0);
+            uint8_t *xu = (uint8_t *)c->scratch + fc_xu_offset(c->op, K, N);
             for (int k = 0; k < K; k++) xu[k] = (uint8_t)(xr[k] ^ 0x80);
             for (int k = K; k < pp->packed.K4 * 4; k++) xu[k] = 0;
             fc_job j = {&pp->packed, xu, y + (int64_t)b0 * N, out_zp, lo, hi, 0};
@@ -279,8 +349,7 @@ static int fc_eval(tn_ctx *c) {
             tn_parallel(c->s, j.ntasks, fc_task, &j);
         } else if (pp->q16 && tn_arch->q16_gemm) {
             /* the AVX2 packed GEMM: one row of int16 input */
-            int16_t *xi = (int16_t *)((uint8_t *)c->scratch +
-                                      (has_perm(c->op) ? (((size_t)K + 8 * (size_t)N + 64 + 63) / 64) * 64 : 0));
+            int16_t *xi = (int16_t *)((uint8_t *)c->scratch + fc_xu_offset(c->op, K, N));
             for (int k = 0; k < K; k++) xi[k] = xr[k];
             for (int k = K; k < pp->packed16.K2 * 2; k++) xi[k] = 0;
             tn_arch->q16_gemm(1, xi, pp->packed16.K2 * 2, &pp->packed16, out_zp, lo, hi, y + (int64_t)b0 * N, 0);
@@ -304,4 +373,4 @@ static int fc_eval(tn_ctx *c) {
     return TN_ERR_OK;
 }
 
-const tn_kernel tn_kernel_fully_connected = {"FULLY_CONNECTED", fc_prepare, fc_eval, NULL};
+const tn_kernel tn_kernel_fully_connected = {"FULLY_CONNECTED", fc_prepare, fc_eval, fc_knobs_changed};
