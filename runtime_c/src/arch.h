@@ -26,9 +26,11 @@ typedef struct tn_q8_packed {
 } tn_q8_packed;
 typedef void (*tn_q8_gemm_fn)(int M, const uint8_t *A, int lda, const tn_q8_packed *B, int32_t zp, int32_t lo,
                               int32_t hi, int8_t *Y, int ldy);
-/* raw int32 sums over the first k4n groups of 4 reduction bytes, one uint8 input row (x ^ 0x80, no bias):
- * out[n] = sum_{k < 4 k4n} w[n][k] * a[k] for n < 16 * NB (AIP previews) */
-typedef void (*tn_q8_gemv_raw_fn)(const tn_q8_packed *B, int k4n, const uint8_t *a, int32_t *out);
+/* raw int32 sums over the groups of 4 reduction bytes [k4a, k4b), one uint8 input row (x ^ 0x80, no bias):
+ * out[n] = sum_{4 k4a <= k < 4 k4b} w[n][k] * a[k] for the rows n of the blocks of 16 flagged in blocks (every
+ * block when NULL); other rows are left as they are (AIP: previews, then the completed rows' tiles) */
+typedef void (*tn_q8_gemv_raw_fn)(const tn_q8_packed *B, int k4a, int k4b, const uint8_t *a, const uint8_t *blocks,
+                                  int32_t *out);
 
 /* Packed-weight GEMM with fused requantization for CPUs without VNNI (x86 AVX2): weights packed once at load
  * into blocks of 8 output channels x 2 reduction values as int16 (vpmaddwd multiplies pairs exactly),

@@ -107,7 +107,9 @@ static int fc_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     }
     op->analytic_macs = (uint64_t)(xe / K) * N * K;
     /* gathered input (K), estimates (N int32) and the completion order (N int32); the uint8 input */
-    op->scratch_bytes = fc_xu_offset(op, K, N) + (size_t)(K + 3) / 4 * 4 * 2 + 128;
+    /* then, for AIP on the packed weights: two rows of raw sums (N + 16 int32 each) and flags per 16 rows */
+    op->scratch_bytes = fc_xu_offset(op, K, N) + a64((size_t)(K + 3) / 4 * 4 * 2) + 2 * a64(4 * ((size_t)N + 16)) +
+                        a64((size_t)N / 16 + 1) + 128;
     return TN_ERR_OK;
 }
 
@@ -148,6 +150,17 @@ static int fc_knobs_changed(tn_session *s, int op) {
     return TN_ERR_OK;
 }
 
+/* n / d truncated toward zero (C's division) for d > 0, through a double reciprocal and an exact integer
+ * correction: a 64-bit division per row was most of an AIP preview's time */
+static inline int64_t scale_div(int64_t n, int32_t d, double inv_d) {
+    const int neg = n < 0;
+    const int64_t a = neg ? -n : n;
+    int64_t q = (int64_t)((double)a * inv_d);
+    while (q > 0 && q * d > a) q--;
+    while ((q + 1) * d <= a) q++;
+    return neg ? -q : q;
+}
+
 /* sum_{j < n} w[j] * (x[j] - zp) as the kernel table computes it: dot minus zp * sum(w) */
 static inline int32_t centered_dot(int n, const int8_t *x, const int8_t *w, int32_t zp) {
     int32_t ws = 0;
@@ -165,6 +178,7 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
     const int32_t *shift = (const int32_t *)tn_in(c, 4);
     const int S = kn->aip_cols;
     const int mode = kn->aip_mode;
+    const double inv_s = 1.0 / S;
     int32_t *part = (int32_t *)((uint8_t *)c->scratch + a64((size_t)K));
     int32_t *order = part + N + 16;
     /* with the session's column sums (fc_knobs_changed) each dot product is one pass, and the preview of every
@@ -173,31 +187,58 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
     const fc_prep *pp = (const fc_prep *)c->op->prepared;
     if (st && st->S != S) st = NULL;
     const int packed_preview = st && pp->q8 && tn_arch->q8_gemv_raw && !tn_arch->reference;
+    /* packed: the input as uint8, the raw sums of the preview (raw1) and of the rest (raw2), block flags */
+    uint8_t *xu = (uint8_t *)c->scratch + fc_xu_offset(c->op, K, N);
+    int32_t *raw1 = (int32_t *)(xu + a64((size_t)(K + 3) / 4 * 4 * 2)), *raw2 = raw1 + a64(4 * ((size_t)N + 16)) / 4;
+    uint8_t *blocks = (uint8_t *)(raw2 + a64(4 * ((size_t)N + 16)) / 4);
+    const int NB = (N + 15) / 16;
     uint64_t completed = 0;
     for (int b = 0; b < batch; b++) {
         const int8_t *xb = xg + (int64_t)b * K;  /* batch > 1 gathers row by row below */
         int8_t *yb = y + (int64_t)b * N;
         /* preview: partial sums over the S most important columns, scaled to the full row */
         if (packed_preview) {
-            uint8_t *xu = (uint8_t *)c->scratch + fc_xu_offset(c->op, K, N);
+            const tn_q8_packed *B = &pp->packed;
             const int S4 = S / 4;
-            for (int k = 0; k < 4 * S4; k++) xu[k] = (uint8_t)(xb[k] ^ 0x80);
-            tn_arch->q8_gemv_raw(&pp->packed, S4, xu, part);
+            for (int k = 0; k < K; k++) xu[k] = (uint8_t)(xb[k] ^ 0x80);
+            for (int k = K; k < 4 * B->K4; k++) xu[k] = 0;
+            tn_arch->q8_gemv_raw(B, 0, S4, xu, NULL, raw1);
             for (int n = 0; n < N; n++) {
                 const int8_t *wr = w + (int64_t)n * K;
                 int32_t tail = 0;
                 for (int k = 4 * S4; k < S; k++) tail += (int32_t)wr[k] * xb[k];
                 /* sum w (x ^ 0x80) = sum w x + 128 sum w over the 4*S4 columns; then the zero point over S */
-                part[n] = part[n] - 128 * st->p4[n] + tail - in_zp * st->ps[n];
+                part[n] = raw1[n] - 128 * st->p4[n] + tail - in_zp * st->ps[n];
             }
         } else if (st) {
             for (int n = 0; n < N; n++) part[n] = tn_arch->dot(S, xb, w + (int64_t)n * K) - in_zp * st->ps[n];
         } else {
             for (int n = 0; n < N; n++) part[n] = centered_dot(S, xb, w + (int64_t)n * K, in_zp);
         }
-        if (mode == AIP_RELU_SKIP) {
+        if (mode == AIP_RELU_SKIP && packed_preview) {
+            /* rows predicted to clamp emit it; the rest of the others on the packed weights, whole tiles of 16
+             * rows skipped where none of their rows continues */
+            const tn_q8_packed *B = &pp->packed;
+            memset(blocks, 0, (size_t)NB);
             for (int n = 0; n < N; n++) {
-                const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
+                const int64_t est = (int64_t)bias[n] + scale_div((int64_t)part[n] * K, S, inv_s);
+                const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
+                order[n] = tn_mbqm(e32, mult[n], shift[n]) + out_zp > lo - kn->aip_margin;  /* continues */
+                blocks[n / 16] |= (uint8_t)order[n];
+            }
+            tn_arch->q8_gemv_raw(B, S / 4, B->K4, xu, blocks, raw2);
+            for (int n = 0; n < N; n++) {
+                if (!order[n]) {
+                    yb[n] = (int8_t)lo;
+                    continue;
+                }
+                /* the packing's bias holds -128 sum w and the zero point's -zp sum w */
+                yb[n] = tn_requant(raw1[n] + raw2[n] + B->bias[n], mult[n], shift[n], out_zp, lo, hi);
+                completed++;
+            }
+        } else if (mode == AIP_RELU_SKIP) {
+            for (int n = 0; n < N; n++) {
+                const int64_t est = (int64_t)bias[n] + scale_div((int64_t)part[n] * K, S, inv_s);
                 const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
                 /* predicted to clamp at or below real zero by the margin: emit the clamp, skip the rest */
                 if (tn_mbqm(e32, mult[n], shift[n]) + out_zp <= lo - kn->aip_margin) {
@@ -214,7 +255,7 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
             const int m = kn->aip_topm < N ? kn->aip_topm : N;
             /* estimates in output units; the m largest are completed exactly */
             for (int n = 0; n < N; n++) {
-                const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
+                const int64_t est = (int64_t)bias[n] + scale_div((int64_t)part[n] * K, S, inv_s);
                 const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
                 part[n] = tn_mbqm(e32, mult[n], shift[n]) + out_zp;  /* reuse: estimated output before clamping */
                 order[n] = n;
@@ -226,10 +267,17 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
                 int32_t t = order[i]; order[i] = order[best]; order[best] = t;
             }
             int32_t min_done = hi;
+            if (packed_preview) {  /* the chosen rows' tiles completed on the packed weights */
+                memset(blocks, 0, (size_t)NB);
+                for (int i = 0; i < m; i++) blocks[order[i] / 16] = 1;
+                tn_arch->q8_gemv_raw(&pp->packed, S / 4, pp->packed.K4, xu, blocks, raw2);
+            }
             for (int i = 0; i < m; i++) {
                 const int n = order[i];
-                const int32_t acc = bias[n] + (st ? tn_arch->dot(K, xb, w + (int64_t)n * K) - in_zp * (st->ps[n] + st->pr[n])
-                                                  : centered_dot(K, xb, w + (int64_t)n * K, in_zp));
+                const int32_t acc =
+                    packed_preview ? raw1[n] + raw2[n] + pp->packed.bias[n]
+                    : bias[n] + (st ? tn_arch->dot(K, xb, w + (int64_t)n * K) - in_zp * (st->ps[n] + st->pr[n])
+                                    : centered_dot(K, xb, w + (int64_t)n * K, in_zp));
                 yb[n] = tn_requant(acc, mult[n], shift[n], out_zp, lo, hi);
                 if (yb[n] < min_done) min_done = yb[n];
                 completed++;
@@ -243,7 +291,7 @@ static int fc_aip(tn_ctx *c, int batch, int N, int K, const int8_t *xg, int8_t *
             }
         } else { /* estimate for every row */
             for (int n = 0; n < N; n++) {
-                const int64_t est = (int64_t)bias[n] + (int64_t)part[n] * K / S;
+                const int64_t est = (int64_t)bias[n] + scale_div((int64_t)part[n] * K, S, inv_s);
                 const int32_t e32 = est > INT32_MAX ? INT32_MAX : (est < INT32_MIN ? INT32_MIN : (int32_t)est);
                 yb[n] = tn_requant(e32, mult[n], shift[n], out_zp, lo, hi);
             }

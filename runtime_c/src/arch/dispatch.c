@@ -21,7 +21,8 @@ void tn_q8_gemm_avx512vnni(int M, const uint8_t *A, int lda, const tn_q8_packed 
 void tn_px_conv_avx512vnni(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
                            const tn_px_packed *B, int32_t zp, int32_t lo, int32_t hi, int8_t *Y, int ldy);
 void tn_px_fill_avx512vnni(int n, const int8_t *src, int64_t sstride, int cin, uint8_t *dst, int64_t plane);
-void tn_q8_gemv_raw_avx512vnni(const tn_q8_packed *B, int k4n, const uint8_t *a, int32_t *out);
+void tn_q8_gemv_raw_avx512vnni(const tn_q8_packed *B, int k4a, int k4b, const uint8_t *a, const uint8_t *blocks,
+                               int32_t *out);
 void tn_gather_avx512vbmi2(int n, const int8_t *src, int64_t sstride, const int32_t *keep, const uint64_t *mask, int C,
                            int ck, uint8_t flip, uint8_t *dst);
 void tn_expand_avx512vbmi2(int n, const int8_t *src, int ck, const int32_t *keep, const uint64_t *mask, int C,

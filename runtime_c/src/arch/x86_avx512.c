@@ -115,35 +115,44 @@ TN_Q8_TILE(8)
 TN_Q8_TILE(4)
 TN_Q8_TILE(1)
 
-void tn_q8_gemv_raw_avx512vnni(const tn_q8_packed *B, int k4n, const uint8_t *a, int32_t *out) {
+void tn_q8_gemv_raw_avx512vnni(const tn_q8_packed *B, int k4a, int k4b, const uint8_t *a, const uint8_t *blocks,
+                               int32_t *out) {
     const int K4 = B->K4;
     int nb = 0;
-    for (; nb + 4 <= B->NB; nb += 4) {  /* four blocks of 16 rows share each broadcast */
-        const int8_t *w = B->w + (int64_t)nb * K4 * 64;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k4 = 0; k4 < k4n; k4++) {
-            int32_t v;
-            memcpy(&v, a + 4 * k4, 4);
-            const __m512i x = _mm512_set1_epi32(v);
-            a0 = _mm512_dpbusd_epi32(a0, x, _mm512_load_si512(w + (int64_t)k4 * 64));
-            a1 = _mm512_dpbusd_epi32(a1, x, _mm512_load_si512(w + ((int64_t)K4 + k4) * 64));
-            a2 = _mm512_dpbusd_epi32(a2, x, _mm512_load_si512(w + ((int64_t)2 * K4 + k4) * 64));
-            a3 = _mm512_dpbusd_epi32(a3, x, _mm512_load_si512(w + ((int64_t)3 * K4 + k4) * 64));
+    while (nb < B->NB) {
+        if (blocks && !blocks[nb]) {
+            nb++;
+            continue;
         }
-        _mm512_storeu_si512(out + 16 * nb, a0);
-        _mm512_storeu_si512(out + 16 * nb + 16, a1);
-        _mm512_storeu_si512(out + 16 * nb + 32, a2);
-        _mm512_storeu_si512(out + 16 * nb + 48, a3);
-    }
-    for (; nb < B->NB; nb++) {
+        if (nb + 4 <= B->NB && (!blocks || (blocks[nb + 1] && blocks[nb + 2] && blocks[nb + 3]))) {
+            /* four blocks of 16 rows share each broadcast */
+            const int8_t *w = B->w + (int64_t)nb * K4 * 64;
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+            for (int k4 = k4a; k4 < k4b; k4++) {
+                int32_t v;
+                memcpy(&v, a + 4 * k4, 4);
+                const __m512i x = _mm512_set1_epi32(v);
+                a0 = _mm512_dpbusd_epi32(a0, x, _mm512_load_si512(w + (int64_t)k4 * 64));
+                a1 = _mm512_dpbusd_epi32(a1, x, _mm512_load_si512(w + ((int64_t)K4 + k4) * 64));
+                a2 = _mm512_dpbusd_epi32(a2, x, _mm512_load_si512(w + ((int64_t)2 * K4 + k4) * 64));
+                a3 = _mm512_dpbusd_epi32(a3, x, _mm512_load_si512(w + ((int64_t)3 * K4 + k4) * 64));
+            }
+            _mm512_storeu_si512(out + 16 * nb, a0);
+            _mm512_storeu_si512(out + 16 * nb + 16, a1);
+            _mm512_storeu_si512(out + 16 * nb + 32, a2);
+            _mm512_storeu_si512(out + 16 * nb + 48, a3);
+            nb += 4;
+            continue;
+        }
         const int8_t *w = B->w + (int64_t)nb * K4 * 64;
         __m512i a0 = _mm512_setzero_si512();
-        for (int k4 = 0; k4 < k4n; k4++) {
+        for (int k4 = k4a; k4 < k4b; k4++) {
             int32_t v;
             memcpy(&v, a + 4 * k4, 4);
             a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32(v), _mm512_load_si512(w + (int64_t)k4 * 64));
         }
         _mm512_storeu_si512(out + 16 * nb, a0);
+        nb++;
     }
 }
 
