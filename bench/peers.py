@@ -281,7 +281,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     a = ap.parse_args(argv)
     counts = [int(n) for n in a.threads.split(",") if n]
-    cpu = pin_to_one_core() if not counts or max(counts) == 1 else None
+    try:
+        all_cpus = os.sched_getaffinity(0)
+    except (AttributeError, OSError):
+        all_cpus = None
+    cpu = pin_to_one_core()  # single-thread sections; the threads table runs on every allowed CPU
     from tunable._tunable_c import ffi, lib
     isa = ffi.string(lib.tn_isa()).decode()
     print(f"tunable kernel variant: {isa}; pinned to CPU {cpu}; {a.rounds} rounds x {a.window} s per engine",
@@ -298,6 +302,8 @@ def main(argv=None) -> int:
     if not a.no_knobs:
         result["knobs"] = knob_curves(paths, a.rounds, a.window)
     if counts:
+        if all_cpus is not None:
+            os.sched_setaffinity(0, all_cpus)
         result["threads"] = threads_table(paths, a.rounds, a.window, counts)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
