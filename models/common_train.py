@@ -233,9 +233,10 @@ def knob_dropout_class():
     class KnobDropout(keras.layers.Layer):
         simulate = False  # class-wide switch for float knob simulation at inference
 
-        def __init__(self, seed: int = 0, **kw):
+        def __init__(self, seed: int = 0, rescale: bool = False, **kw):
             super().__init__(**kw)
             self.seed = int(seed)
+            self.rescale = bool(rescale)  # inverted dropout, for the engine's drowsy_rescale=True
             self.seed_gen = keras.random.SeedGenerator(seed)
 
         def build(self, input_shape):
@@ -251,7 +252,8 @@ def knob_dropout_class():
             chans = tf.stack([s[0], 1, 1, s[3]])
             u_shape = tf.where(tf.equal(g, 0), full, tf.where(tf.equal(g, 1), rows, chans))
             u = keras.random.uniform(u_shape, seed=self.seed_gen)
-            return tf.cast(u >= self.rate, x.dtype)  # broadcasts against x; no 1/(1-p) rescale
+            keep = tf.cast(u >= self.rate, x.dtype)  # broadcasts against x
+            return keep / (1.0 - self.rate) if self.rescale else keep
 
         def call(self, x, training=None):
             if training or KnobDropout.simulate:
@@ -260,7 +262,7 @@ def knob_dropout_class():
 
         def get_config(self):
             cfg = super().get_config()
-            cfg.update(seed=self.seed)
+            cfg.update(seed=self.seed, rescale=self.rescale)
             return cfg
 
     _KNOB_DROPOUT = KnobDropout
@@ -328,7 +330,8 @@ def set_knob_dropout(model, rate, granularity: str = "element") -> None:
 
 def simulate_drowsy(model, x: np.ndarray, y: np.ndarray, rate, granularity: str, batch: int = 500,
                     seed: int = 1234) -> float:
-    """Float top-1 of `model` with the knob dropout applied at inference (no rescale)."""
+    """Float top-1 of `model` with the knob dropout applied at inference (rescaled or not, as each layer was
+    built)."""
     KD = knob_dropout_class()
     set_knob_dropout(model, rate, granularity)
     for k, l in enumerate(model._flatten_layers()):
@@ -462,3 +465,49 @@ def print_sweep(rows: list[dict]) -> None:
         print(f"{json.dumps(r['knobs']):70s} top1 {r['top1']:.4f} ({r['delta_top1_points']:+.2f} pt)  "
               f"conv MACs saved {r['conv_macs_saved']:6.1%}  FC weight bytes saved {r['fc_weight_bytes_saved']:6.1%}",
               flush=True)
+
+
+def greedy_drowsy_schedule(path: Path, xq: np.ndarray, y: np.ndarray, calib_xq: np.ndarray, *, target: float = 0.5,
+                           granularity: str = "element", select: str = "random", step: float = 0.1,
+                           max_rate: float = 0.9, log_fn=log) -> dict[str, float]:
+    """DrowsyNet's non-uniform schedule by profiling: starting from all rates 0, repeatedly raise by `step` the
+    rate of the conv layer whose raise loses the least top-1 per conv MAC saved, until `target` of the conv
+    MACs are saved. (xq, y) must be a profiling split (training images), never the test set."""
+    import tunable
+    m = tunable.load(path, calibration=calib_xq)
+    s = m.session()
+    shape = m.inputs[0].shape
+    convs = [l for l in m.layers if l.op in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    total = sum(l.macs for l in convs)
+
+    def acc(rates: dict[str, float]) -> float:
+        s.set_knobs(drowsy={k: v for k, v in rates.items() if v > 0} or 0.0, drowsy_granularity=granularity,
+                    drowsy_select=select)
+        ok = 0
+        for i, x in enumerate(xq):
+            s.set_seed(i)
+            ok += int(np.argmax(np.asarray(s.run(x.reshape(shape))).reshape(-1)) == y[i])
+        return ok / len(y)
+
+    rates = {l.name: 0.0 for l in convs}
+    cur = acc(rates)
+    saved = 0.0
+    while saved < target:
+        best = None
+        for l in convs:
+            r = round(rates[l.name] + step, 6)
+            if r > max_rate:
+                continue
+            trial = dict(rates, **{l.name: r})
+            a = acc(trial)
+            cost = (cur - a) / (step * l.macs / total)
+            if best is None or cost < best[0]:
+                best = (cost, l.name, r, a)
+        if best is None:
+            break
+        _, name, r, cur = best
+        rates[name] = r
+        saved = sum(rates[l.name] * l.macs for l in convs) / total
+        log_fn(f"greedy: {name} -> {r:.2f}; profiling top-1 {cur:.4f}; conv MACs saved {saved:.3f}")
+    s.set_knobs()
+    return rates

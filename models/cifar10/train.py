@@ -29,7 +29,7 @@ import common_train as ct  # noqa: E402
 DEFAULT_OUT = ct.REPO / "models" / "resnet8_cifar10_drowsy_int8.tflite"
 
 
-def build_resnet8(seed: int, l2: float):
+def build_resnet8(seed: int, l2: float, rescale: bool = False):
     """ResNet-8 as in MLPerf Tiny (conv 16@3x3, stages 16/32/64, 2nd/3rd stride 2 with 1x1 projection
     shortcuts, average pool, FC 10, softmax), with a KnobDropout after every conv output (the tensor the
     engine's drowsy knob drops: after BN and the fused ReLU where there is one, before the residual ADD).
@@ -42,7 +42,7 @@ def build_resnet8(seed: int, l2: float):
 
     def drop(x):
         n[0] += 1
-        return KD(seed=seed * 1000 + n[0], name=f"drowsy_{n[0]}")(x)
+        return KD(seed=seed * 1000 + n[0], rescale=rescale, name=f"drowsy_{n[0]}")(x)
 
     def conv(x, f, k, s):
         return layers.Conv2D(f, k, strides=s, padding="same", kernel_initializer="he_normal",
@@ -101,7 +101,10 @@ def cmd_train(a) -> None:
     x_te_f = x_te.astype(np.float32)
     ct.log(f"train {x_tr.shape}, test {x_te.shape}")
 
-    model = build_resnet8(a.seed, a.l2)
+    model = build_resnet8(a.seed, a.l2, bool(a.rescale))
+    if a.init_weights:  # fine-tuning stage: start from a trained model's weights
+        model.load_weights(a.init_weights)
+        ct.log(f"initialised from {a.init_weights}")
     steps_per_epoch = len(x_tr) // a.batch
     total = steps_per_epoch * a.epochs
     freeze_from = a.epochs - a.freeze_bn_epochs
@@ -191,7 +194,7 @@ def recalibrate_bn(model, x_u8: np.ndarray) -> None:
 
 def _args_key(a) -> str:
     keys = ["seed", "epochs", "batch", "lr", "l2", "max_rate", "p_off", "p_shared", "gran_probs", "ramp_epochs",
-            "warm_epochs", "freeze_bn_epochs", "bn_calib", "limit"]
+            "warm_epochs", "freeze_bn_epochs", "bn_calib", "limit", "rescale", "init_weights"]
     return json.dumps({k: getattr(a, k) for k in keys}, sort_keys=True)
 
 
@@ -219,7 +222,7 @@ def _export_and_report(model, x_tr, x_te_f, y_te, out: Path, work: Path, a) -> N
 
 def _load_trained(a):
     tf, keras = ct.setup_tf(a.seed, a.threads)
-    model = build_resnet8(a.seed, a.l2)
+    model = build_resnet8(a.seed, a.l2, bool(a.rescale))
     work = Path(a.workdir)
     if (work / "final.weights.h5").exists():
         model.load_weights(str(work / "final.weights.h5"))
@@ -275,6 +278,18 @@ def cmd_knobs(a) -> None:
                 for rescale in a.rescale:
                     settings.append({"drowsy": p, "drowsy_granularity": g, "drowsy_select": sel,
                                      "drowsy_rescale": bool(rescale)})
+    if a.greedy:
+        # a non-uniform schedule profiled on training images (train_first4000 after the calibration ones)
+        with np.load(ct.shared_dir() / "data" / "cifar10" / "train_first4000.npz") as z:
+            px = (z["x"][a.calib:a.calib + a.greedy].astype(np.int16) - 128).astype(np.int8)
+            py = z["y"][a.calib:a.calib + a.greedy].astype(np.int64)
+        for g in a.granularity:
+            for sel in a.select:
+                if sel == "importance" and g == "element":
+                    continue
+                sched = ct.greedy_drowsy_schedule(Path(a.model), px, py, calib, target=a.target, granularity=g,
+                                                  select=sel)
+                settings.append({"drowsy": sched, "drowsy_granularity": g, "drowsy_select": sel})
     rows = ct.engine_knob_sweep(Path(a.model), (x_te.astype(np.int16) - 128).astype(np.int8), y_te.astype(np.int64),
                                 settings, calib)
     ct.print_sweep(rows)
@@ -291,6 +306,8 @@ def main(argv=None) -> None:
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--threads", type=int, default=1)
         sp.add_argument("--l2", type=float, default=2.5e-4, help="L2 on conv/FC kernels (= weight decay 5e-4)")
+        sp.add_argument("--rescale", type=int, default=0,
+                        help="1: inverted dropout (kept outputs * 1/(1-p)), for drowsy_rescale=True at inference")
 
     t = sub.add_parser("train")
     common(t)
@@ -310,6 +327,7 @@ def main(argv=None) -> None:
     t.add_argument("--calib", type=int, default=500, help="representative images for int8 calibration")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --workdir")
     t.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke tests)")
+    t.add_argument("--init-weights", default="", help="fine-tune from these weights (.weights.h5)")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("export")
@@ -336,6 +354,9 @@ def main(argv=None) -> None:
     k.add_argument("--granularity", nargs="*", default=["element", "row", "channel"])
     k.add_argument("--select", nargs="*", default=["random", "importance"])
     k.add_argument("--rescale", type=int, nargs="*", default=[0])
+    k.add_argument("--greedy", type=int, default=0,
+                   help="also profile a greedy non-uniform schedule on this many training images")
+    k.add_argument("--target", type=float, default=0.5, help="conv MAC saving the greedy schedule aims at")
     k.add_argument("--json", default="", help="write the rows here")
     k.set_defaults(fn=cmd_knobs)
 
