@@ -2,8 +2,8 @@
  * channels into tasks that tn_parallel runs on the caller and threads - 1 workers. Every output is computed
  * by exactly one task with the same arithmetic, so results do not depend on the thread count.
  *
- * Workers spin for a short while after a job (the next op's job usually follows within microseconds), then
- * sleep on a condition variable, so an idle session costs no CPU. Each worker has its own scratch block
+ * Workers spin (yielding) for a short while after a job (the next op's job usually follows within microseconds),
+ * then sleep on a condition variable, so an idle session costs no CPU. Each worker has its own scratch block
  * (the size of the session's), allocated by tn_session_set_threads, never during a run. */
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +12,9 @@
 #include <string.h>
 #include "internal.h"
 
-/* sched_yield rounds (about a microsecond each) a worker waits for the next job before sleeping */
+/* rounds of sched_yield (a microsecond or less each when the core is free) a worker waits for the next job
+ * before sleeping. Yielding, not busy-waiting: a worker that shares a core with the thread it works for (a
+ * busy machine) must not take half of that core. */
 #define TN_SPIN_ROUNDS 200
 
 struct tn_pool {
