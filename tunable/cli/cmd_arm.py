@@ -136,7 +136,7 @@ def build_runtime(target: str, cpu: str | None, out_dir: Path, jobs: int) -> Non
         click.echo(f"  {p.relative_to(out_dir)}  ({p.stat().st_size:,} bytes)")
     click.echo("copy to the board: tunable-run (statically linked, needs nothing else) and your .plan files,")
     click.echo(f"  e.g. scp {out_dir / 'tunable-run'} model.plan input.bin pi@raspberrypi.local:")
-    click.echo("to link your own C program: include/ + libtunable.a (static) or libtunable.so, -lm")
+    click.echo("to link your own C program: include/ + libtunable.a (static) or libtunable.so, -lm -lpthread")
     if target != "native":
         emu = {"aarch64": "qemu-aarch64 -cpu cortex-a72", "armv7": "qemu-arm -cpu cortex-a7"}[target]
         click.echo(f"try it here first: {emu} {out_dir / 'tunable-run'} model.plan input.bin")
