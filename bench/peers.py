@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tunable  # noqa: E402
-from tunable.benchmark import pin_to_one_core  # noqa: E402
+from tunable.benchmark import pin_to_one_core, window_median  # noqa: E402
 from tunable.knobs import Knobs  # noqa: E402
 from tunable.paths import shared_dir  # noqa: E402
 
@@ -70,18 +70,6 @@ def model_paths(names: list[str] | None) -> dict[str, Path]:
 def random_input(info, seed: int = 0) -> np.ndarray:
     ii = np.iinfo(info.dtype)
     return np.random.default_rng(seed).integers(ii.min, ii.max + 1, size=info.shape).astype(info.dtype)
-
-
-def window_median(fn, window_s: float) -> float:
-    times = []
-    end = time.perf_counter() + window_s
-    while True:
-        t0 = time.perf_counter()
-        fn()
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        if t1 >= end:
-            return statistics.median(times)
 
 
 class TunableRunner:

@@ -18,23 +18,24 @@ def pin_to_one_core() -> int | None:
         return None
 
 
+def window_median(fn: Callable[[], object], window_s: float) -> float:
+    """The median call time in seconds over a window of about window_s of calls."""
+    times = []
+    end = time.perf_counter() + window_s
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        if t1 >= end:
+            return statistics.median(times)
+
+
 def measure(fn: Callable[[], object], window_s: float = 0.3, repeats: int = 5, warmup: int = 3) -> float:
     """Median over `repeats` windows of the median call time in seconds."""
     for _ in range(warmup):
         fn()
-    meds = []
-    for _ in range(repeats):
-        times = []
-        end = time.perf_counter() + window_s
-        while True:
-            t0 = time.perf_counter()
-            fn()
-            t1 = time.perf_counter()
-            times.append(t1 - t0)
-            if t1 >= end:
-                break
-        meds.append(statistics.median(times))
-    return statistics.median(meds)
+    return statistics.median(window_median(fn, window_s) for _ in range(repeats))
 
 
 def fmt_us(seconds: float) -> str:
