@@ -469,7 +469,7 @@ def print_sweep(rows: list[dict]) -> None:
 
 def greedy_drowsy_schedule(path: Path, xq: np.ndarray, y: np.ndarray, calib_xq: np.ndarray, *, target: float = 0.5,
                            granularity: str = "element", select: str = "random", step: float = 0.1,
-                           max_rate: float = 0.9, log_fn=log) -> dict[str, float]:
+                           max_rate: float = 0.9, rescale: bool = False, log_fn=log) -> dict[str, float]:
     """DrowsyNet's non-uniform schedule by profiling: starting from all rates 0, repeatedly raise by `step` the
     rate of the conv layer whose raise loses the least top-1 per conv MAC saved, until `target` of the conv
     MACs are saved. (xq, y) must be a profiling split (training images), never the test set."""
@@ -482,7 +482,7 @@ def greedy_drowsy_schedule(path: Path, xq: np.ndarray, y: np.ndarray, calib_xq: 
 
     def acc(rates: dict[str, float]) -> float:
         s.set_knobs(drowsy={k: v for k, v in rates.items() if v > 0} or 0.0, drowsy_granularity=granularity,
-                    drowsy_select=select)
+                    drowsy_select=select, drowsy_rescale=rescale)
         ok = 0
         for i, x in enumerate(xq):
             s.set_seed(i)

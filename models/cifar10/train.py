@@ -287,9 +287,11 @@ def cmd_knobs(a) -> None:
             for sel in a.select:
                 if sel == "importance" and g == "element":
                     continue
-                sched = ct.greedy_drowsy_schedule(Path(a.model), px, py, calib, target=a.target, granularity=g,
-                                                  select=sel)
-                settings.append({"drowsy": sched, "drowsy_granularity": g, "drowsy_select": sel})
+                for rescale in a.rescale:
+                    sched = ct.greedy_drowsy_schedule(Path(a.model), px, py, calib, target=a.target, granularity=g,
+                                                      select=sel, rescale=bool(rescale))
+                    settings.append({"drowsy": sched, "drowsy_granularity": g, "drowsy_select": sel,
+                                     "drowsy_rescale": bool(rescale)})
     rows = ct.engine_knob_sweep(Path(a.model), (x_te.astype(np.int16) - 128).astype(np.int8), y_te.astype(np.int64),
                                 settings, calib)
     ct.print_sweep(rows)
