@@ -112,3 +112,12 @@ def test_lut_knobs_compile_their_tables(tmp_path):
     assert d["layers"]["fc_1"]["mults"] == 0
     assert d["fc_weight_bytes_saved"] == pytest.approx(1 - 3 / 8, abs=0.01)
     assert d["layers"]["conv_1"]["lut_lookups"] == 0
+
+
+def test_threads_change_neither_outputs_nor_counters(small):
+    args = ["eval", RESNET, "--data", f"npz:{small / 'test_.npz'}", "--limit", "16", "--profile", "horowitz45",
+            "--knobs", "drowsy=0.3 drowsy_granularity=channel", "--json", "--no-agreement"]
+    one, two = run(*args), run(*args, "--threads", "2")
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    a, b = json.loads(one.output), json.loads(two.output)
+    assert a["top1"] == b["top1"] and a["counters"] == b["counters"]

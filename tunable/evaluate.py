@@ -226,9 +226,11 @@ class Evaluator:
 
     model: a loaded tunable Model; x: (N, ...) inputs in the model's input dtype; y: (N,) labels;
     profile: a tunable.energy Profile (default: the active profile, tunable.energy.active_profile()).
-    One session is kept and reused; knob settings switch without reloading."""
+    One session is kept and reused; knob settings switch without reloading. threads: the session's worker
+    threads (1, the default: the calling thread only)."""
 
-    def __init__(self, model, x: np.ndarray, y: np.ndarray, *, profile=None, per_input_seed: bool = True):
+    def __init__(self, model, x: np.ndarray, y: np.ndarray, *, profile=None, per_input_seed: bool = True,
+                 threads: int = 1):
         from .energy import EnergyModel, active_profile
         self.model = model
         info = model.inputs[0]
@@ -248,6 +250,9 @@ class Evaluator:
         self.energy_model = EnergyModel(self.profile, model)
         self.per_input_seed = per_input_seed
         self.session = model.session()
+        if threads != 1:   # worker threads for the large ops; results and counters do not depend on them
+            self.session.set_threads(threads)
+        self.threads = threads
         self._layers = [l.name for l in model.layers]
         self._conv_mask = np.array([l.op in CONV_OPS for l in model.layers])
         self._fc_mask = np.array([l.op in FC_OPS for l in model.layers])

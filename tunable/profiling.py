@@ -724,7 +724,7 @@ def plot_profile(data: ProfileData, path: str | os.PathLike, *, x: str = "energy
         raise TunableError("plotting needs matplotlib: pip install matplotlib (or pip install 'tunable[plot]')"
                            ) from None
     base = data.baseline
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 6))
     fams: dict[str, list[Point]] = {}
     for p in data.points:
         if p.family != "off":
@@ -735,10 +735,13 @@ def plot_profile(data: ProfileData, path: str | os.PathLike, *, x: str = "energy
             return p.macs / base.macs if base and base.macs else p.macs
         return p.energy_j / base.energy_j if base and base.energy_j else p.energy_j
 
-    for fam, pts in sorted(fams.items()):
+    colors = plt.get_cmap("tab20").colors
+    for i, (fam, pts) in enumerate(sorted(fams.items())):
         pts = sorted(pts, key=xv)
-        ax.plot([xv(p) for p in pts], [100 * p.accuracy for p in pts], marker="o", ms=3, lw=1, label=fam,
-                alpha=0.8)
+        # greedy (non-uniform) schedules dashed, uniform levels solid; the combined schedule thicker
+        style = "--" if "/greedy" in fam else "-"
+        ax.plot([xv(p) for p in pts], [100 * p.accuracy for p in pts], style, marker="o", ms=3,
+                lw=2 if fam == "combined" else 1, label=fam, alpha=0.85, color=colors[i % len(colors)])
     fr = data.front_points
     ax.plot([xv(p) for p in fr], [100 * p.accuracy for p in fr], "k-", lw=2.2, label="Pareto front", zorder=5)
     if base:
@@ -748,7 +751,7 @@ def plot_profile(data: ProfileData, path: str | os.PathLike, *, x: str = "energy
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"{Path(data.model).name} on {Path(str(data.dataset).split(':', 1)[-1]).name}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

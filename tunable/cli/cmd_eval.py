@@ -39,6 +39,8 @@ def _common(fn):
                      help="Weight codebooks of look-up tables: one per layer or one per output channel."),
         click.option("--profile", "energy_profile", default=None, metavar="NAME",
                      help="Energy profile for modeled energy (name or .toml path); default: this machine's."),
+        click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="Worker threads of the session (latency only; outputs and counters do not change)."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout."),
         click.option("--progress/--no-progress", default=None,
                      help="Progress bar on stderr (default: when stderr is a terminal)."),
@@ -71,7 +73,7 @@ class _Setup:
     """Model, inputs and evaluators built from the common options."""
 
     def __init__(self, model: str, data: str, limit, preprocess, calib, calib_limit, energy_profile,
-                 calib_eval: int | None = None, lut=None, lut_codebook: str = "layer"):
+                 calib_eval: int | None = None, lut=None, lut_codebook: str = "layer", threads: int = 1):
         import tunable
         from ..data import open_dataset
         from ..energy import active_profile, load_profile
@@ -94,7 +96,7 @@ class _Setup:
         self.data_desc = ds.describe()
         self.x, self.y = prepare_inputs(self.model, ds, self.options, limit=limit)
         self.profile = load_profile(energy_profile) if energy_profile else active_profile()
-        self.ev = Evaluator(self.model, self.x, self.y, profile=self.profile)
+        self.ev = Evaluator(self.model, self.x, self.y, profile=self.profile, threads=threads)
         self.cal = None
         if self.xc is not None:
             n = len(self.xc) if calib_eval is None else min(calib_eval, len(self.xc))
@@ -137,14 +139,14 @@ def _pct(v: float | None) -> str:
               help="Use the knobs' seed for every input (default: seed + input index, so random drowsy "
                    "results average over masks).")
 @click.option("--layers", "per_layer", is_flag=True, help="Also print the counters of every layer.")
-def eval_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, energy_profile, as_json, progress,
-             knobs_text, agreement, fixed_seed, per_layer) -> None:
+def eval_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, energy_profile, threads, as_json,
+             progress, knobs_text, agreement, fixed_seed, per_layer) -> None:
     """Accuracy, agreement with knobs off, counters, modeled energy and latency of MODEL on labelled data."""
     from ..evaluate import lut_configs_of
     from ..units import format_energy, format_time
     knobs = _parse_knobs(knobs_text)
     st = _Setup(model, data, limit, preprocess, calib, calib_limit, energy_profile, lut=lut_configs_of(knobs),
-                lut_codebook=lut_codebook)
+                lut_codebook=lut_codebook, threads=threads)
     st.ev.per_input_seed = not fixed_seed
     n = len(st.ev)
     with _progress_ctx(progress) as bar:
@@ -182,7 +184,7 @@ def eval_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, e
         e += f", {100 * (1 - r.energy_j / ref.energy_j):.1f} % saved"
     con.print(e)
     con.print(f"latency {format_time(r.latency_s)} mean, {format_time(r.latency_median_s)} median per inference "
-              f"(measured, one thread); {n} inferences in {r.wall_s:.2f} s")
+              f"(measured, {threads} thread{'s' if threads > 1 else ''}); {n} inferences in {r.wall_s:.2f} s")
     tab = Table("counter", "per inference", *(["knobs off", "saved"] if ref is not None and ref is not r else []))
     for c, v in r.totals.items():
         row = [c, f"{v:,.1f}"]
@@ -225,8 +227,8 @@ def eval_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, e
                    "families' widths 64, 32, 16, 8, 4 with K_a = 256 when lut is profiled).")
 @click.option("--quick", is_flag=True, help="A fast subset: drowsy channel/importance, aip, combined.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every point and greedy step on stderr.")
-def profile_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, energy_profile, as_json, progress,
-                output, plot, families, cost, max_loss, calib_eval, max_points, lut_text, quick, verbose) -> None:
+def profile_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook, energy_profile, threads, as_json,
+                progress, output, plot, families, cost, max_loss, calib_eval, max_points, lut_text, quick, verbose) -> None:
     """Sweep knobs on MODEL, fit non-uniform schedules on --calib, write operating points and their Pareto
     front (the governor's input)."""
     from ..profiling import LUT_CONFIGS, parse_families, plot_profile, profile_model, write_profile
@@ -234,7 +236,7 @@ def profile_cmd(model, data, limit, preprocess, calib, calib_limit, lut_codebook
     lut = _parse_lut(lut_text) if lut_text is not None else (
         LUT_CONFIGS if any(f.kind in ("lut", "combined") for f in fams) else None)
     st = _Setup(model, data, limit, preprocess, calib, calib_limit, energy_profile, calib_eval=calib_eval, lut=lut,
-                lut_codebook=lut_codebook)
+                lut_codebook=lut_codebook, threads=threads)
     log = (lambda s: click.echo(s, err=True)) if verbose else None
     with _progress_ctx(progress) as bar:
         task = bar.add_task("knobs off", total=len(fams) + 1)
