@@ -214,8 +214,9 @@ def knob_dropout_class():
     """The KnobDropout Keras layer class (built lazily so this module imports without TensorFlow).
 
     Inference-stage dropout of conv outputs as the engine's `drowsy` knob does it: a dropped output takes the
-    value real zero and kept outputs are NOT rescaled by 1/(1-p) (the engine's default), so training and
-    inference see the same scale. The rate and the granularity are tf.Variables set per batch by
+    value real zero; kept outputs are not rescaled (rescale=False, the engine's default drowsy_rescale=False) or
+    multiplied by 1/(1-p) (rescale=True, inverted dropout, for drowsy_rescale=True), so training and inference
+    see the same scale. The rate and the granularity are tf.Variables set per batch by
     KnobDropoutController (from outside the compiled train step), so one network sees many operating points:
     - granularity 0 `element`: one Bernoulli draw per output element (DrowsyNet);
     - granularity 1 `row`: one draw per (sample, output row, channel);

@@ -109,3 +109,65 @@ def test_lenet5_aip_saves_fc_weight_bytes_within_one_point(mnist):
     saved = 1 - wb / wb0
     assert saved >= 0.65, f"AIP f=1/8 saved only {saved:.1%} of the FC weight bytes"
     assert top0 - top <= 0.01, f"AIP f=1/8 cost {100 * (top0 - top):.2f} points ({top0:.4f} -> {top:.4f})"
+
+
+# ---------------------------------------------------------------------------------- ResNet-8, CIFAR-10
+
+RESNET = REPO / "models" / "resnet8_cifar10_drowsy_int8.tflite"
+RESNET_TOP1_TEST1000 = 0.704  # models/cifar10/README.md (TFLM = engine)
+
+
+@pytest.fixture(scope="module")
+def cifar(shared):
+    """test_first1000 as the model's int8 input (float = raw pixel 0..255, scale 1, zero point -128), and 200
+    calibration images from train_first4000."""
+    with np.load(shared / "data" / "cifar10" / "test_first1000.npz") as z:
+        x, y = z["x"], z["y"].astype(np.int64)
+    with np.load(shared / "data" / "cifar10" / "train_first4000.npz") as z:
+        cal = z["x"][:200]
+    q = tunable.load(RESNET).inputs[0].quantize
+    return q(x.astype(np.float64)), y, q(cal.astype(np.float64))
+
+
+def test_resnet8_interface_and_ops():
+    assert RESNET.exists(), f"bundled model missing: {RESNET}"
+    ops = _ops(RESNET)
+    assert set(ops) <= ALLOWED_OPS, f"ops outside the bundled-model contract: {set(ops) - ALLOWED_OPS}"
+    assert ops.count("CONV_2D") == 9 and ops.count("ADD") == 3 and ops[-1] == "SOFTMAX"
+    m = tunable.load(RESNET)
+    (inp,), (out,) = m.inputs, m.outputs
+    assert inp.shape == (1, 32, 32, 3) and inp.dtype == np.int8
+    assert inp.scale == 1.0 and inp.zero_point == -128
+    assert out.shape == (1, 10) and out.dtype == np.int8
+
+
+def test_resnet8_accuracy_and_bit_identical_to_tflm(cifar):
+    xq, y, _ = cifar
+    got = _engine(tunable.load(RESNET).session(), xq)
+    ref = _tflm(RESNET, xq[:200])  # TFLM is ~20x slower than the engine: 200 images suffice for bit-identity
+    assert np.array_equal(got[:200], ref), f"{int(np.sum(np.any(got[:200] != ref, axis=1)))} of 200 outputs differ"
+    top1 = float(np.mean(np.argmax(got, axis=1) == y))
+    assert top1 >= RESNET_TOP1_TEST1000 - MARGIN, f"top-1 {top1:.4f} on CIFAR-10 test_first1000"
+
+
+def test_resnet8_drowsy_degrades_gracefully(cifar):
+    """Trained with inverted conv-output dropout: random element drowsy at 0.2 with rescale saves 20 % of the conv
+    MACs for at most 2 points (measured: -1.0 point). The MLPerf ResNet-8 loses ~60 points there."""
+    xq, y, calib = cifar
+    s = tunable.load(RESNET, calibration=calib).session()
+    shape = s.model.inputs[0].shape
+    convs = {l.name for l in s.model.layers if l.op == "CONV_2D"}
+
+    def run() -> tuple[float, float]:
+        ok, macs = 0, 0
+        for i, (x, label) in enumerate(zip(xq, y)):
+            s.set_seed(i)
+            ok += int(np.argmax(np.asarray(s.run(x.reshape(shape)))) == label)
+            macs += sum(l.counters["macs"] for l in s.stats.layers if l.name in convs)
+        return ok / len(y), macs / len(y)
+
+    top0, macs0 = run()
+    s.set_knobs(drowsy=0.2, drowsy_granularity="element", drowsy_rescale=True)
+    top, macs = run()
+    assert 1 - macs / macs0 >= 0.195, f"drowsy 0.2 saved {1 - macs / macs0:.1%} of conv MACs"
+    assert top0 - top <= 0.02, f"drowsy 0.2 (rescaled) cost {100 * (top0 - top):.1f} points ({top0:.3f} -> {top:.3f})"

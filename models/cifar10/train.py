@@ -1,11 +1,12 @@
 """Knob-aware training of a ResNet-8 (MLPerf Tiny shape) on CIFAR-10, exported full-int8.
 
 Usage (training needs the `train` extra: TensorFlow + Pillow; evaluation needs only the project env):
-  nice -n 10 python models/cifar10/train.py train --epochs 20 --workdir /tmp/tunable_cifar10 \
+  nice -n 10 python models/cifar10/train.py train --workdir /tmp/tunable_cifar10 \
       --out models/resnet8_cifar10_drowsy_int8.tflite          # resumes from --workdir if interrupted
   python models/cifar10/train.py export   --workdir /tmp/tunable_cifar10 --out models/resnet8_cifar10_drowsy_int8.tflite
   python models/cifar10/train.py simulate --workdir /tmp/tunable_cifar10   # float drowsy sweep
   python models/cifar10/train.py eval     --model models/resnet8_cifar10_drowsy_int8.tflite   # TFLM + engine
+  python models/cifar10/train.py knobs    --greedy 1000         # engine drowsy sweep (+ a profiled schedule)
 
 Data: $TUNABLE_SHARED/data/cifar10/train_jpeg50k.tar.gz (train), test_first1000.npz (evaluation only; never
 used to pick a checkpoint: the last epoch is exported).
@@ -308,12 +309,12 @@ def main(argv=None) -> None:
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--threads", type=int, default=1)
         sp.add_argument("--l2", type=float, default=2.5e-4, help="L2 on conv/FC kernels (= weight decay 5e-4)")
-        sp.add_argument("--rescale", type=int, default=0,
+        sp.add_argument("--rescale", type=int, default=1,
                         help="1: inverted dropout (kept outputs * 1/(1-p)), for drowsy_rescale=True at inference")
 
     t = sub.add_parser("train")
     common(t)
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, default=24)
     t.add_argument("--out", default=str(DEFAULT_OUT))
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=0.1, help="peak SGD learning rate (nesterov, momentum 0.9)")
@@ -321,9 +322,9 @@ def main(argv=None) -> None:
     t.add_argument("--max-rate", type=float, default=0.6, help="conv-output drop rates drawn in [0, max]")
     t.add_argument("--p-off", type=float, default=0.2, help="fraction of batches without conv dropout")
     t.add_argument("--p-shared", type=float, default=0.5, help="fraction of batches with one rate for all convs")
-    t.add_argument("--gran-probs", type=float, nargs=3, default=[0.45, 0.2, 0.35], metavar=("ELEM", "ROW", "CHAN"))
+    t.add_argument("--gran-probs", type=float, nargs=3, default=[0.7, 0.2, 0.1], metavar=("ELEM", "ROW", "CHAN"))
     t.add_argument("--ramp-epochs", type=int, default=3, help="max drop rate ramps up over these epochs")
-    t.add_argument("--freeze-bn-epochs", type=int, default=10,
+    t.add_argument("--freeze-bn-epochs", type=int, default=8,
                    help="last epochs with BN in inference mode (after recalibrating its statistics)")
     t.add_argument("--bn-calib", type=int, default=5000, help="clean images for the BN recalibration")
     t.add_argument("--calib", type=int, default=500, help="representative images for int8 calibration")
@@ -355,7 +356,7 @@ def main(argv=None) -> None:
     k.add_argument("--drowsy", type=float, nargs="*", default=[0.3, 0.5, 0.6])
     k.add_argument("--granularity", nargs="*", default=["element", "row", "channel"])
     k.add_argument("--select", nargs="*", default=["random", "importance"])
-    k.add_argument("--rescale", type=int, nargs="*", default=[0])
+    k.add_argument("--rescale", type=int, nargs="*", default=[1], help="drowsy_rescale values to sweep (1: as trained)")
     k.add_argument("--greedy", type=int, default=0,
                    help="also profile a greedy non-uniform schedule on this many training images")
     k.add_argument("--target", type=float, default=0.5, help="conv MAC saving the greedy schedule aims at")
