@@ -39,6 +39,8 @@ def log(msg: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- data
 
+# The training environment (the `train` extra) need not have the project installed, so the shared-folder
+# lookup and the MNIST reader are small local twins of tunable.paths.shared_dir and tunable.data.read_mnist.
 def shared_dir() -> Path:
     """$TUNABLE_SHARED, else ../shared beside the repository (the project's convention)."""
     env = os.environ.get("TUNABLE_SHARED")
@@ -270,54 +272,43 @@ def knob_dropout_class():
     return KnobDropout
 
 
-def knob_dropout_controller(model, *, max_rate: float, p_off: float = 0.15, p_shared: float = 0.5,
-                            gran_probs=(0.4, 0.2, 0.4), ramp_steps: int = 0, seed: int = 0):
-    """A Keras callback that draws, before every training batch, the drop rate and granularity of every
-    KnobDropout layer of `model`:
+class KnobDropoutController:
+    """Draws, before every training batch, the drop rate and granularity of every KnobDropout layer of a model:
     - with probability p_off no dropout at all (the knob off must stay the best operating point);
     - else a level L ~ U[0, max_rate]; with probability p_shared every layer uses L (the engine's uniform
       schedule), otherwise each layer draws its own rate U[0, max_rate] (non-uniform schedules);
     - the granularity (element/row/channel) is drawn once per batch with probabilities gran_probs, for all layers
       (the engine's granularity is one setting per run).
-    max_rate ramps up linearly over the first ramp_steps steps so early training converges."""
-    import keras
+    max_rate ramps up linearly over the first ramp_steps steps so early training converges. The draws happen in
+    Python, outside the compiled train step, which reads the layers' rate/granularity variables."""
 
-    drops = [l for l in model._flatten_layers() if type(l).__name__ == "KnobDropout"]
+    def __init__(self, model, *, max_rate: float, p_off: float = 0.15, p_shared: float = 0.5,
+                 gran_probs=(0.4, 0.2, 0.4), ramp_steps: int = 0, seed: int = 0):
+        self.drops = [l for l in model._flatten_layers() if type(l).__name__ == "KnobDropout"]
+        self.max_rate, self.p_off, self.p_shared, self.ramp_steps, self.seed = max_rate, p_off, p_shared, ramp_steps, seed
+        self.gran_p = np.asarray(gran_probs, np.float64) / np.sum(gran_probs)
+        self.step = 0
+        self.set_epoch_rng(0)
 
-    class Controller(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.step = 0
-            self.max_rate = max_rate
+    def set_epoch_rng(self, epoch: int) -> None:
+        # re-seeded per epoch so a run resumed from a checkpoint draws what an unbroken run would
+        self.rng = np.random.default_rng([self.seed, epoch])
 
-        def set_epoch_rng(self, epoch: int):
-            # re-seeded per epoch so a run resumed from a checkpoint draws what an unbroken run would
-            self.rng = np.random.default_rng([seed, epoch])
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.set_epoch_rng(epoch)
-
-        def on_train_batch_begin(self, batch, logs=None):
-            ramp = min(1.0, (self.step + 1) / ramp_steps) if ramp_steps > 0 else 1.0
-            mr = self.max_rate * ramp
-            self.step += 1
-            r = self.rng
-            if r.random() < p_off:
-                rates = np.zeros(len(drops))
-            elif r.random() < p_shared:
-                rates = np.full(len(drops), r.uniform(0, mr))
-            else:
-                rates = r.uniform(0, mr, len(drops))
-            g = int(r.choice(3, p=np.asarray(gran_probs) / np.sum(gran_probs)))
-            for layer, p in zip(drops, rates):
-                layer.rate.assign(float(p))
-                layer.granularity.assign(g)
-
-        def on_train_end(self, logs=None):
-            set_knob_dropout(model, 0.0, "element")
-
-    return Controller()
+    def before_batch(self) -> None:
+        ramp = min(1.0, (self.step + 1) / self.ramp_steps) if self.ramp_steps > 0 else 1.0
+        mr = self.max_rate * ramp
+        self.step += 1
+        r, n = self.rng, len(self.drops)
+        if r.random() < self.p_off:
+            rates = np.zeros(n)
+        elif r.random() < self.p_shared:
+            rates = np.full(n, r.uniform(0, mr))
+        else:
+            rates = r.uniform(0, mr, n)
+        g = int(r.choice(3, p=self.gran_p))
+        for layer, p in zip(self.drops, rates):
+            layer.rate.assign(float(p))
+            layer.granularity.assign(g)
 
 
 def set_knob_dropout(model, rate, granularity: str = "element") -> None:
@@ -416,12 +407,6 @@ def tflite_interp_top1(path: Path, x_float: np.ndarray, y: np.ndarray) -> float:
 def write_json(path: Path, obj) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def run_eval_subprocess(script: Path, model_path: Path, extra: list[str] | None = None) -> None:
-    """Hint printed after training: evaluation with TFLM and the engine runs in the project environment."""
-    log(f"evaluate with: {sys.executable if False else 'python'} {script.relative_to(REPO)} eval "
-        f"--model {model_path}" + (" " + " ".join(extra) if extra else ""))
 
 
 # ----------------------------------------------------------------- knob sweeps with this engine

@@ -113,7 +113,7 @@ def cmd_train(a) -> None:
     # inference mode (the last epochs) must not blow the weights up
     opt = keras.optimizers.SGD(learning_rate=a.lr, momentum=0.9, nesterov=True, global_clipnorm=5.0)
     opt.build(model.trainable_variables)  # slots for every variable, so checkpoints keep one structure
-    ctrl = ct.knob_dropout_controller(model, max_rate=a.max_rate, p_off=a.p_off, p_shared=a.p_shared,
+    ctrl = ct.KnobDropoutController(model, max_rate=a.max_rate, p_off=a.p_off, p_shared=a.p_shared,
                                       gran_probs=tuple(a.gran_probs), ramp_steps=a.ramp_epochs * steps_per_epoch,
                                       seed=a.seed)
 
@@ -151,7 +151,7 @@ def cmd_train(a) -> None:
             xb = augment(x_tr[idx], rng).astype(np.float32)
             yb = y_tr[idx].astype(np.int32)
             opt.learning_rate = lr_at(epoch * steps_per_epoch + b, total, a.warm_epochs * steps_per_epoch, a.lr)
-            ctrl.on_train_batch_begin(b)
+            ctrl.before_batch()
             logs = model.train_on_batch(xb, yb, return_dict=True)
             if not np.isfinite(logs["loss"]):
                 raise SystemExit(f"epoch {epoch} step {b}: loss is {logs['loss']}; the checkpoint of epoch "

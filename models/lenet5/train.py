@@ -158,7 +158,7 @@ def cmd_train(a) -> None:
     total = steps * a.epochs
     opt = keras.optimizers.Adam(learning_rate=a.lr)
     model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    ctrl = ct.knob_dropout_controller(model, max_rate=a.max_rate, p_off=a.p_off, p_shared=a.p_shared,
+    ctrl = ct.KnobDropoutController(model, max_rate=a.max_rate, p_off=a.p_off, p_shared=a.p_shared,
                                       gran_probs=tuple(a.gran_probs), ramp_steps=a.ramp_epochs * steps, seed=a.seed)
     history = []
     for epoch in range(a.epochs):
@@ -172,7 +172,7 @@ def cmd_train(a) -> None:
             xb = preprocess(shift_augment(x_tr[idx], rng) if a.shift else x_tr[idx])
             # cosine decay to zero
             opt.learning_rate = 0.5 * a.lr * (1 + math.cos(math.pi * (epoch * steps + b) / total))
-            ctrl.on_train_batch_begin(b)
+            ctrl.before_batch()
             logs = model.train_on_batch(xb, y_tr[idx].astype(np.int32), return_dict=True)
             losses.append(logs["loss"])
         ct.set_knob_dropout(model, 0.0)
