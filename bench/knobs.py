@@ -184,6 +184,7 @@ def acc_at(points, saving: float, key: str = "conv_macs_saved"):
 
 FAMILIES = ("drowsy/cost=conv_macs,aip,lut,lut/greedy/cost=weight_bytes,prune,weight_lsb_drop,conv_preview/uniform,"
             "conv_preview/greedy/cost=conv_macs,sign_exact,combined")
+RESCALED = ("resnet8-knob", "lenet5")   # knob-trained models: drowsy families also with drowsy_rescale
 QUICK_FAMILIES = ("drowsy/row/cost=conv_macs,drowsy/channel/cost=conv_macs,drowsy/element/uniform,aip/uniform,"
                   "lut/uniform,prune/uniform,weight_lsb_drop/uniform,conv_preview/uniform,sign_exact,combined")
 
@@ -192,8 +193,11 @@ def section_profiles(ctx: Ctx, keys: list[str]) -> None:
     for key in keys:
         if not available(key):
             continue
-        prof = run_profile(ctx, key, QUICK_FAMILIES if ctx.quick else FAMILIES, "energy", 0.15,
-                           10 if ctx.quick else 15, "all")
+        fams = QUICK_FAMILIES if ctx.quick else FAMILIES
+        if key in RESCALED:   # trained with inverted dropout: measure drowsy with 1/(1-p) rescale as well
+            fams += ",drowsy/element/rescale/uniform,drowsy/element/rescale/greedy/cost=conv_macs" if ctx.quick \
+                else ",drowsy/rescale/cost=conv_macs"
+        prof = run_profile(ctx, key, fams, "energy", 0.15, 10 if ctx.quick else 15, "all")
         ctx.results.setdefault("profiles", {})[key] = prof
         base = prof.baseline
         unavailable = prof.meta.get("unavailable", {})
