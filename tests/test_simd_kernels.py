@@ -328,3 +328,134 @@ def test_fc_aip_variants_equal_reference(batch, k, n, role, aip):
         assert_all_equal(m, Knobs(aip=aip))
         assert_all_equal(m, Knobs(aip=aip, aip_margin=-3, aip_topm=3))
         assert_all_equal(m, Knobs())
+
+
+# ---------------------------------------------------------------- input channels a producer conv dropped
+
+def chain_model(seed, n, h, w, c0, c1, c2, k, stride, dil, padding, act_a="RELU", act_b="RELU", add=False,
+                ranks=False):
+    """conv_1 (3x3, c0 -> c1, SAME) then conv_2 (c1 -> c2, the given geometry); add: conv_1's output also feeds
+    an ADD with conv_2's (a residual, shapes permitting), so that it has a second reader"""
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    oh, ow = _out_size(h, kh, stride[0], dil[0], padding), _out_size(w, kw, stride[1], dil[1], padding)
+    sx, zx = float(rng.uniform(0.01, 0.05)), int(rng.integers(-128, 128))
+    s1, z1 = float(rng.uniform(0.02, 0.1)), int(rng.integers(-100, 100))
+    sw1, sw2 = rng.uniform(0.002, 0.02, c1), rng.uniform(0.002, 0.02, c2)
+    w1 = rng.integers(-127, 128, (c1, 3, 3, c0)).astype(np.int8)
+    w2 = rng.integers(-127, 128, (c2, kh, kw, c1)).astype(np.int8)
+    s2 = s1 * float(np.mean(sw2)) * math.sqrt(kh * kw * c1) * 74 * 73 / 50
+    s1 = sx * float(np.mean(sw1)) * math.sqrt(9 * c0) * 74 * 73 / 50
+    tensors = [_t(0, "x", (n, h, w, c0), scale=sx, zp=zx),
+               _t(1, "w1", w1.shape, scale=sw1, zp=np.zeros(c1, np.int64), data=w1),
+               _t(2, "b1", (c1,), "int32", scale=sx * sw1, zp=np.zeros(c1, np.int64),
+                  data=rng.integers(-20000, 20000, c1).astype(np.int32)),
+               _t(3, "y1", (n, h, w, c1), scale=s1, zp=z1),
+               _t(4, "w2", w2.shape, scale=sw2, zp=np.zeros(c2, np.int64), data=w2),
+               _t(5, "b2", (c2,), "int32", scale=s1 * sw2, zp=np.zeros(c2, np.int64),
+                  data=rng.integers(-20000, 20000, c2).astype(np.int32)),
+               _t(6, "y2", (n, oh, ow, c2), scale=s2, zp=int(rng.integers(-100, 100)))]
+    conv = {"padding": "SAME", "stride_h": 1, "stride_w": 1, "dilation_h_factor": 1, "dilation_w_factor": 1,
+            "fused_activation_function": act_a}
+    conv2 = {"padding": padding, "stride_h": stride[0], "stride_w": stride[1], "dilation_h_factor": dil[0],
+             "dilation_w_factor": dil[1], "fused_activation_function": act_b}
+    ops = [Op(0, "CONV_2D", [0, 1, 2], [3], conv), Op(1, "CONV_2D", [3, 4, 5], [6], conv2)]
+    out = 6
+    if add:
+        assert (oh, ow, c2) == (h, w, c1)
+        tensors.append(_t(7, "y3", (n, h, w, c1), scale=s1 * 1.5, zp=int(rng.integers(-50, 50))))
+        ops.append(Op(2, "ADD", [3, 6], [7], {"fused_activation_function": "RELU"}))
+        out = 7
+    co = CompileOptions(artefacts=False)
+    if ranks:
+        co.conv_ranks = {"conv_1": (rng.permutation(c1).astype(np.int32), rng.permutation(h * c1).astype(np.int32)),
+                         "conv_2": (rng.permutation(c2).astype(np.int32), rng.permutation(oh * c2).astype(np.int32))}
+    g = Graph(tensors, ops, [0], [out])
+    return tunable.Model(compile_graph(g, co), f"chain {n}x{h}x{w}x{c0}->{c1}->{c2} k{k} s{stride} d{dil} {padding} "
+                                               f"{act_a}/{act_b}{' +add' if add else ''}")
+
+
+# (n, h, w, c0, c1, c2, kernel of conv_2, stride, dilation, padding, act_a, act_b, add)
+CHAIN_SHAPES = [
+    (1, 10, 10, 3, 16, 16, (3, 3), (1, 1), (1, 1), "SAME", "RELU", "RELU", False),
+    (1, 9, 11, 5, 17, 33, (3, 3), (2, 2), (1, 1), "SAME", "RELU", "NONE", False),   # odd channel counts
+    (1, 8, 8, 4, 64, 64, (3, 3), (1, 1), (1, 1), "SAME", "NONE", "RELU", False),    # producer without activation
+    (1, 12, 7, 6, 8, 20, (1, 1), (2, 2), (1, 1), "SAME", "RELU", "RELU", False),    # 1x1 stride 2
+    (1, 11, 11, 3, 12, 24, (1, 1), (1, 1), (1, 1), "VALID", "RELU6", "RELU", False),  # 1x1 direct, RELU6
+    (1, 13, 10, 4, 20, 9, (2, 5), (3, 2), (2, 1), "SAME", "RELU", "RELU", False),
+    (2, 7, 9, 3, 10, 10, (3, 3), (1, 1), (1, 1), "SAME", "RELU", "RELU", False),    # batch of 2
+    (1, 8, 8, 3, 16, 16, (3, 3), (1, 1), (1, 1), "SAME", "RELU", "NONE", True),     # a second reader (ADD)
+    (1, 4, 4, 2, 2, 3, (3, 3), (1, 1), (1, 1), "SAME", "RELU", "RELU", False),      # two channels: all may drop
+]
+CHAIN_KNOBS = [Knobs(drowsy=p, drowsy_granularity=g, seed=s, drowsy_rescale=r)
+               for (p, g, s, r) in [(0.5, "channel", 1, False), (0.3, "channel", 2, True), (0.95, "channel", 3, False),
+                                    (0.5, "row", 4, False), (0.5, "element", 5, False)]]
+CHAIN_KNOBS += [Knobs(drowsy=0.5, drowsy_granularity="channel", drowsy_select="importance"),
+                Knobs(drowsy={"conv_1": 0.5}, drowsy_granularity="channel", seed=6)]  # the consumer's knobs off
+
+
+def _chain_id(s):
+    return "x".join(map(str, s[:6])) + f"k{s[6][0]}{s[6][1]}s{s[7][0]}{s[7][1]}" + ("add" if s[12] else "")
+
+
+@pytest.mark.parametrize("shape", CHAIN_SHAPES, ids=_chain_id)
+@pytest.mark.parametrize("knobs", CHAIN_KNOBS, ids=str)
+@pytest.mark.parametrize("strategy", ["auto", "subsets"])
+def test_chain_input_skip_variants_equal_reference(shape, knobs, strategy, monkeypatch):
+    """A conv after a channel-dropped conv skips the dropped input channels: outputs equal every channel
+    computed (TUNABLE_INSKIP=0), bit for bit, on every variant; counters equal the reference's, and conv_2's
+    MACs and weight bytes are those of the kept input channels exactly."""
+    from tunable._tunable_c import lib
+    if strategy != "auto":
+        monkeypatch.setenv("TUNABLE_DROWSY", strategy)
+    n, h, w, c0, c1, c2, k, st, dil, pad, aa, ab, add = shape
+    m = chain_model(_seed(shape), n, h, w, c0, c1, c2, k, st, dil, pad, aa, ab, add, ranks=True)
+    assert_all_equal(m, knobs)
+    skipping = run_all(m, knobs)
+    monkeypatch.setenv("TUNABLE_INSKIP", "0")
+    full = run_all(m, knobs)
+    monkeypatch.delenv("TUNABLE_INSKIP")
+    for v in skipping:
+        for a, b in zip(skipping[v][0], full[v][0]):
+            assert np.array_equal(a, b), f"{m.source} {knobs}: variant {v} with input skipping differs"
+    # conv_2's counters against the producer's kept channels (the hash of drowsy.h, or the ranks)
+    assert lib.tn_force_isa(b"reference") == 0
+    try:
+        s = m.session()
+        s.set_knobs(knobs)
+        s.run(np.random.default_rng(0).integers(-128, 128, m.inputs[0].shape).astype(np.int8))
+        c_skip = s.stats.layer("conv_2").counters
+        monkeypatch.setenv("TUNABLE_INSKIP", "0")
+        s2 = m.session()
+        s2.set_knobs(knobs)
+        s2.run(np.random.default_rng(0).integers(-128, 128, m.inputs[0].shape).astype(np.int8))
+        c_full = s2.stats.layer("conv_2").counters
+    finally:
+        assert lib.tn_force_isa(b"auto") == 0
+    p1 = s.stats.layer("conv_1").counters
+    kept1 = c1 - p1["outputs_skipped"] // (n * h * w)
+    if knobs.drowsy_granularity != "channel":
+        kept1 = c1
+    kept_in = max(1, kept1)
+    assert c_skip["macs"] * c1 == c_full["macs"] * kept_in
+    assert c_skip["weight_bytes"] * c1 == c_full["weight_bytes"] * kept_in
+    assert c_skip["outputs_skipped"] == c_full["outputs_skipped"]
+    assert c_skip["act_bytes_in"] == c_full["act_bytes_in"]
+
+
+def test_chain_input_skip_follows_the_producer():
+    """Knobs set on the producer alone (set_knobs per op, then back off) rebuild what its consumer skips."""
+    m = chain_model(9, 1, 8, 8, 3, 16, 16, (3, 3), (1, 1), (1, 1), "SAME")
+    x = np.random.default_rng(0).integers(-128, 128, m.inputs[0].shape).astype(np.int8)
+    plain = m.session()
+    y0 = plain.run(x)
+    s = m.session()
+    s.set_knobs(Knobs(drowsy=0.5, drowsy_granularity="channel", seed=3))
+    a = s.run(x)
+    macs = s.stats.layer("conv_2").counters["macs"]
+    assert macs < m.layer("conv_2").macs // 2   # both its inputs and its outputs halved, about
+    s.set_knobs(Knobs())
+    np.testing.assert_array_equal(s.run(x), y0)
+    assert s.stats.layer("conv_2").counters["macs"] == m.layer("conv_2").macs
+    s.set_knobs(Knobs(drowsy=0.5, drowsy_granularity="channel", seed=3))
+    np.testing.assert_array_equal(s.run(x), a)

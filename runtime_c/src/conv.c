@@ -28,6 +28,10 @@ typedef struct {
     int q16;
     tn_q16_packed q16pk;
     size_t q16_cols_bytes, q16_tmp_bytes;
+    /* the CONV_2D op writing the input (the only writer), or -1; then xc_off: room in the scratch for the
+     * input's kept channels (input-channel skipping, conv_inskip) */
+    int producer;
+    size_t xc_off;
 } conv_prep;
 
 static int check_rank_tensor(const tn_model *m, const tn_op *op, int slot, int64_t n, char *err, size_t errlen) {
@@ -175,6 +179,17 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
         if (px_scratch > op->scratch_bytes) op->scratch_bytes = px_scratch;
     }
     op->analytic_macs = (uint64_t)g.n * g.oh * g.ow * g.cout * K;
+    /* an input written by an earlier CONV_2D: room for its kept channels, should its drowsy drop some */
+    pp->producer = -1;
+    pp->xc_off = 0;
+    for (int j = 0; j < TN_MIN(op->index, m->n_ops); j++)
+        for (int k = 0; k < m->ops[j].n_out; k++)
+            if (m->ops[j].out[k] == op->in[0]) pp->producer = pp->producer == -1 && k == 0 && m->ops[j].opcode == TN_OP_CONV_2D ? j : -2;
+    if (pp->producer < 0) pp->producer = -1;
+    if (pp->producer >= 0 && g.cin >= 2) {
+        pp->xc_off = a64(op->scratch_bytes);
+        op->scratch_bytes = pp->xc_off + a64((size_t)g.n * g.h * g.w * g.cin) + 64;
+    }
     return TN_ERR_OK;
 }
 
@@ -317,19 +332,46 @@ typedef struct {
 /* dense_mask: the subsets are not expected to save time (few channels dropped, or rows too short to fill
  * the SIMD lanes): every channel is computed by the layer's dense kernel and the dropped outputs are then
  * set to real zero; no packing */
+struct conv_inskip;
 typedef struct {
     int gran, n_sub, px, q16, dense_mask;
     uint64_t used_ch;  /* channels kept by at least one subset (the weights fetched) */
+    struct conv_inskip *ins;  /* input channels skipped (below); the op then runs as ins->op */
     conv_subset sub[];
 } conv_state;
 
-static int conv_knobs_changed(tn_session *s, int op) {
-    const tn_model *m = s->m;
-    const tn_op *o = &m->ops[op];
+/* Input channels a producer conv dropped (drowsy, channel granularity) hold its output zero point, which is
+ * real zero here: they add nothing to any output, so the layer runs as a smaller layer over the ck kept input
+ * channels, exactly. The smaller layer is a private one-op model (the kept weights, the bias folded over
+ * them, the other constants copied) prepared by conv_prepare; its input tensor is the kept channels gathered
+ * into this op's scratch (xc_off) each inference. */
+typedef struct conv_inskip {
+    tn_model m;
+    tn_op op;
+    tn_tensor t[TN_PLAN_MAX_OP_INPUTS + TN_PLAN_MAX_OP_OUTPUTS];
+    uint8_t *consts;
+    conv_state *inner;   /* the smaller layer's drowsy state, or NULL */
+    int ck;              /* input channels kept */
+    int32_t *ikeep;      /* ck of them, ascending */
+    uint64_t *imask;     /* the same as bits */
+    size_t xc_off;       /* the gathered input in the scratch */
+} conv_inskip;
+
+void tn_conv_state_free(void *state) {
+    conv_state *st = (conv_state *)state;
+    if (st && st->ins) {
+        tn_conv_state_free(st->ins->inner);
+        free(st->ins->op.prepared);
+        free(st->ins->consts);
+        free(st->ins);
+    }
+    free(st);
+}
+
+static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op, conv_state **out) {
     const conv_prep *pp = (const conv_prep *)o->prepared;
     const tn_layer_knobs *kn = &s->knobs[op];
-    free(s->op_state[op]);
-    s->op_state[op] = NULL;
+    *out = NULL;
     tn_conv_geom g;
     tn_conv_geom_get(m, o, &g);
     /* the packed kernels of the variant running now: VNNI (positions or channels in lanes), or AVX2 */
@@ -352,6 +394,7 @@ static int conv_knobs_changed(tn_session *s, int op) {
     if (!mem) return TN_ERR_NO_MEMORY;
     conv_state *st = (conv_state *)mem;
     st->gran = gran;
+    st->ins = NULL;
     st->n_sub = n_sub;
     const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
     const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
@@ -443,6 +486,140 @@ static int conv_knobs_changed(tn_session *s, int op) {
         else
             tn_q8_pack(nk, K, w, keep, bias_folded, mult, shift, pm, &st->sub[r].pk);
     }
+    *out = st;
+    return TN_ERR_OK;
+}
+
+static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen);
+
+/* The input channels op's producer drops (conv_inskip), or NULL (*out) where none are or it does not apply:
+ * a producer with channel drowsy and exact kernels whose dropped outputs hold the zero point (inside its
+ * activation range), this op without approximate knobs. */
+static int inskip_build(tn_session *s, int op, conv_inskip **out) {
+    const tn_model *m = s->m;
+    const tn_op *o = &m->ops[op];
+    const conv_prep *pp = (const conv_prep *)o->prepared;
+    *out = NULL;
+    if (!pp->xc_off || pp->producer < 0 || tn_approx_knobs_active(&s->knobs[op])) return TN_ERR_OK;
+    const char *env = getenv("TUNABLE_INSKIP");  /* "0": every input channel computed (tests, measurements) */
+    if (env && !strcmp(env, "0")) return TN_ERR_OK;
+    const int j = pp->producer;
+    const tn_layer_knobs *pk = &s->knobs[j];
+    if (!tn_drowsy_active(pk) || pk->drowsy_granularity != TN_GRAN_CHANNEL || tn_approx_knobs_active(pk)) return TN_ERR_OK;
+    tn_conv_geom g, pg;
+    tn_conv_geom_get(m, o, &g);
+    tn_conv_geom_get(m, &m->ops[j], &pg);
+    if (pg.out_zp < pg.act_min || pg.out_zp > pg.act_max || pg.out_zp != g.in_zp || pg.cout != g.cin) return TN_ERR_OK;
+    const tn_op *po = &m->ops[j];
+    const int32_t *prank = po->n_in > 6 && po->in[6] >= 0 ? (const int32_t *)tn_const_in(m, po, 6) : NULL;
+    const int cin = g.cin, taps = g.kh * g.kw, mw = (cin + 63) / 64;
+    int ck = 0;
+    for (int ic = 0; ic < cin; ic++) ck += !tn_drowsy_drop(pk, s->seed, (uint32_t)j, (uint64_t)ic, prank);
+    if (ck == cin) return TN_ERR_OK;
+    const int ck_alloc = ck ? ck : 1;  /* every input dropped: one (zero) channel keeps the layer well formed */
+    /* constants: the kept weights, the bias folded over them, the op's other constants as they are */
+    size_t cbytes = 0;
+    for (int k = 0; k < o->n_in; k++)
+        if (o->in[k] >= 0 && m->tensors[o->in[k]].storage == TN_STORAGE_CONST) cbytes += a64(m->tensors[o->in[k]].nbytes);
+    conv_inskip *ins = (conv_inskip *)calloc(1, sizeof *ins + a64((size_t)cin * 4) + (size_t)mw * 8 + 64);
+    if (!ins) return TN_ERR_NO_MEMORY;
+    ins->consts = (uint8_t *)malloc(cbytes + 64);
+    if (!ins->consts) {
+        free(ins);
+        return TN_ERR_NO_MEMORY;
+    }
+    ins->ikeep = (int32_t *)(ins + 1);
+    ins->imask = (uint64_t *)((uint8_t *)ins->ikeep + a64((size_t)cin * 4));
+    for (int ic = 0, n = 0; ic < cin; ic++)
+        if (!tn_drowsy_drop(pk, s->seed, (uint32_t)j, (uint64_t)ic, prank) || (ck == 0 && ic == 0)) {
+            ins->ikeep[n++] = ic;
+            ins->imask[ic / 64] |= 1ull << (ic % 64);
+        }
+    ins->ck = ck = ck_alloc;
+    ins->xc_off = pp->xc_off;
+    ins->m.tensors = ins->t;
+    ins->m.n_tensors = o->n_in + o->n_out;
+    ins->m.consts = ins->consts;
+    ins->m.consts_size = cbytes;
+    ins->m.act_bytes = m->act_bytes;
+    ins->op = *o;
+    ins->op.prepared = NULL;
+    ins->op.scratch_bytes = 0;
+    size_t at = 0;
+    const int8_t *w = (const int8_t *)tn_const_in(m, o, 1);
+    for (int k = 0; k < o->n_in; k++) {
+        if (o->in[k] < 0) continue;
+        tn_tensor *t = &ins->t[k];
+        *t = m->tensors[o->in[k]];
+        ins->op.in[k] = k;
+        if (k == 0) {  /* the gathered input, in this op's scratch (the arena, after the activations) */
+            t->dims[3] = ck;
+            t->nbytes = (uint32_t)((size_t)g.n * g.h * g.w * ck);
+            t->offset = (uint32_t)(m->act_bytes + pp->xc_off);
+            continue;
+        }
+        if (t->storage != TN_STORAGE_CONST) continue;
+        uint8_t *d = ins->consts + at;
+        const uint8_t *src = m->consts + t->offset;
+        t->offset = (uint32_t)at;
+        if (k == 1) {  /* [cout][kh][kw][cin] -> [cout][kh][kw][ck] */
+            for (int64_t r = 0; r < (int64_t)g.cout * taps; r++)
+                for (int i = 0; i < ck; i++) d[r * ck + i] = (uint8_t)w[r * cin + ins->ikeep[i]];
+            t->dims[3] = ck;
+            t->nbytes = (uint32_t)((size_t)g.cout * taps * ck);
+        } else if (k == 5) {  /* bias - in_zp * sum(w - w_zp) over the kept inputs only */
+            const int32_t *bf = (const int32_t *)src;
+            int32_t *nb = (int32_t *)d;
+            for (int oc = 0; oc < g.cout; oc++) {
+                int64_t dropped = 0;
+                for (int tp = 0; tp < taps; tp++)
+                    for (int ic = 0; ic < cin; ic++)
+                        if (!((ins->imask[ic / 64] >> (ic % 64)) & 1))
+                            dropped += (int64_t)w[((int64_t)oc * taps + tp) * cin + ic] - g.w_zp;
+                const int64_t v = (int64_t)bf[oc] + (int64_t)g.in_zp * dropped;
+                if (v < INT32_MIN || v > INT32_MAX) {  /* not representable: no skipping */
+                    free(ins->consts);
+                    free(ins);
+                    return TN_ERR_OK;
+                }
+                nb[oc] = (int32_t)v;
+            }
+        } else {
+            memcpy(d, src, t->nbytes);
+        }
+        at += a64(t->nbytes);
+    }
+    for (int k = 0; k < o->n_out; k++) {
+        ins->t[o->n_in + k] = m->tensors[o->out[k]];
+        ins->op.out[k] = o->n_in + k;
+    }
+    char err[256];
+    if (conv_prepare(&ins->m, &ins->op, err, sizeof err) || ins->op.scratch_bytes > pp->xc_off) {
+        free(ins->op.prepared);
+        free(ins->consts);
+        free(ins);
+        return TN_ERR_OK;
+    }
+    *out = ins;
+    return TN_ERR_OK;
+}
+
+static int conv_knobs_changed(tn_session *s, int op) {
+    tn_conv_state_free(s->op_state[op]);
+    s->op_state[op] = NULL;
+    conv_inskip *ins;
+    int rc = inskip_build(s, op, &ins);
+    if (rc) return rc;
+    if (!ins) return state_build(s, s->m, &s->m->ops[op], op, (conv_state **)&s->op_state[op]);
+    conv_state *st = (conv_state *)calloc(1, sizeof *st);
+    if (!st || (rc = state_build(s, &ins->m, &ins->op, op, &ins->inner))) {
+        free(st);
+        free(ins->op.prepared);
+        free(ins->consts);
+        free(ins);
+        return rc ? rc : TN_ERR_NO_MEMORY;
+    }
+    st->ins = ins;
     s->op_state[op] = st;
     return TN_ERR_OK;
 }
@@ -1101,10 +1278,34 @@ static int conv_eval_dense_mask(tn_ctx *c, const tn_conv_geom *g, const conv_sta
     return TN_ERR_OK;
 }
 
+/* the layer over the kept input channels (conv_inskip): those gathered, then the smaller layer; the
+ * counters are the smaller layer's (the MACs executed) but for the input bytes, read whole */
+static int conv_eval_inskip(tn_ctx *c, const conv_inskip *ins) {
+    tn_conv_geom g;
+    tn_conv_geom_get(c->m, c->op, &g);
+    const int8_t *x = (const int8_t *)tn_in(c, 0);
+    uint8_t *xc = (uint8_t *)c->scratch + ins->xc_off;
+    const int ck = ins->ck, n = g.n * g.h * g.w;
+    if (tn_arch->gather) {
+        tn_arch->gather(n, x, g.cin, ins->ikeep, ins->imask, g.cin, ck, 0, xc);
+    } else {
+        for (int p = 0; p < n; p++)
+            for (int i = 0; i < ck; i++) xc[(int64_t)p * ck + i] = (uint8_t)x[(int64_t)p * g.cin + ins->ikeep[i]];
+    }
+    tn_ctx sc = *c;
+    sc.m = &ins->m;
+    sc.op = &ins->op;
+    sc.state = ins->inner;
+    const int rc = conv_eval(&sc);
+    c->ctr->act_bytes_in = (uint64_t)g.n * g.h * g.w * g.cin;
+    return rc;
+}
+
 static int conv_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     if (tn_approx_knobs_active(c->knobs)) return tn_conv_eval_approx(c, &g);
+    if (c->state && ((const conv_state *)c->state)->ins) return conv_eval_inskip(c, ((const conv_state *)c->state)->ins);
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
     {

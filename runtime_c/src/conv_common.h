@@ -15,5 +15,7 @@ int tn_conv_geom_prepare(const tn_model *m, const tn_op *op, int depthwise, tn_c
 void tn_conv_geom_get(const tn_model *m, const tn_op *op, tn_conv_geom *g);
 int tn_check_requant_vectors(const tn_model *m, const tn_op *op, int n, char *err, size_t errlen);
 int tn_check_act_range(const tn_op *op, int32_t lo, int32_t hi, char *err, size_t errlen);
+/* frees a CONV_2D op's per-session state (conv.c), which may own more than its block */
+void tn_conv_state_free(void *state);
 
 #endif

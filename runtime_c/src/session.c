@@ -4,6 +4,7 @@
 #include <time.h>
 #include "arch.h"
 #include "internal.h"
+#include "conv_common.h"
 
 
 int tn_session_create(const tn_model *m, void *arena, size_t arena_bytes, tn_session **out, char *err,
@@ -53,7 +54,10 @@ void tn_session_free(tn_session *s) {
     free(s->rq_mult);
     free(s->rq_shift);
     if (s->op_state)
-        for (int i = 0; i < s->m->n_ops; i++) free(s->op_state[i]);
+        for (int i = 0; i < s->m->n_ops; i++) {
+            if (s->m->ops[i].opcode == TN_OP_CONV_2D) tn_conv_state_free(s->op_state[i]);
+            else free(s->op_state[i]);
+        }
     free(s->op_state);
     free(s);
 }
@@ -92,10 +96,16 @@ int tn_session_set_seed(tn_session *s, uint64_t seed) {
     return tn_session_knobs_changed(s, -1);
 }
 
-/* lets kernels rebuild what they derive from knobs and seed (op < 0: every op) */
+/* lets kernels rebuild what they derive from knobs and seed (op < 0: every op, in order). One op's knobs
+ * also concern the ops reading its outputs (a conv skips the input channels its producer drops). */
 int tn_session_knobs_changed(tn_session *s, int op) {
-    for (int i = op < 0 ? 0 : op; i < (op < 0 ? s->m->n_ops : op + 1); i++) {
-        const tn_kernel *k = tn_kernel_for_op(s->m->ops[i].opcode);
+    const tn_model *m = s->m;
+    for (int i = op < 0 ? 0 : op; i < m->n_ops; i++) {
+        int reads = i == op || op < 0;
+        for (int a = 0; a < m->ops[i].n_in && !reads; a++)
+            for (int b = 0; b < m->ops[op].n_out; b++) reads |= m->ops[i].in[a] >= 0 && m->ops[i].in[a] == m->ops[op].out[b];
+        if (!reads) continue;
+        const tn_kernel *k = tn_kernel_for_op(m->ops[i].opcode);
         if (k->knobs_changed) {
             int rc = k->knobs_changed(s, i);
             if (rc) return rc;
