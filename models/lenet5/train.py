@@ -309,22 +309,48 @@ def cmd_eval(a) -> None:
 
 
 def cmd_knobs(a) -> None:
-    """Accuracy and savings of the engine's knobs on the int8 model (project env, no TensorFlow)."""
-    x_te, y_te = ct.load_mnist("test")
-    if a.n:
-        x_te, y_te = x_te[:a.n], y_te[:a.n]
-    x_tr, _ = ct.load_mnist("train")
-    scale, zp = 1 / 255, -128  # the model's input quantization: int8 = pixel - 128
-    calib = ct.quantize(preprocess(x_tr[-a.calib:]), scale, zp)
-    settings = []
+    """Accuracy and savings of the engine's knobs on the int8 model (project env, no TensorFlow), through the
+    code `tunable eval` runs (tunable.evaluate), so every row equals
+
+        tunable eval MODEL --data mnist:$TUNABLE_SHARED/data/mnist:test --calib mnist:$TUNABLE_SHARED/data/mnist:train
+                     --calib-limit 512 --knobs "aip=1/8"
+
+    and bench/knobs.py section C: the plan is calibrated on the FIRST `--calib` (512, tunable eval's
+    --calib-limit default) MNIST training images (AIP column orders, drowsy importance ranks); the evaluation
+    split is never used for calibration. Savings are counter deltas against knobs off on the same inputs:
+    conv MACs and FC weight bytes (weight payload fetched by the three FULLY_CONNECTED layers)."""
+    import tunable
+    from tunable.data import open_dataset
+    from tunable.evaluate import Evaluator, load_model, prepare_inputs, preprocess_options_for
+    from tunable.knobs import Knobs
+    from tunable.paths import shared_dir
+
+    mnist = shared_dir() / "data" / "mnist"
+    opts = preprocess_options_for(a.model)
+    plain = tunable.load(a.model)
+    xc, _ = prepare_inputs(plain, open_dataset(f"mnist:{mnist}:train"), opts, limit=a.calib)
+    model = load_model(a.model, xc)
+    x, y = prepare_inputs(model, open_dataset(f"mnist:{mnist}:test"), opts, limit=a.n or None)
+    ev = Evaluator(model, x, y)
+    settings = [Knobs()]
     for f in a.aip:
         for margin in a.aip_margin:
-            settings.append({"aip": f, "aip_margin": margin})
+            settings.append(Knobs(aip=f, aip_margin=margin))
     for g in ("element", "row", "channel"):
         for p in a.drowsy:
-            settings.append({"drowsy": p, "drowsy_granularity": g})
-    rows = ct.engine_knob_sweep(Path(a.model), ct.quantize(preprocess(x_te), scale, zp), y_te, settings, calib)
-    ct.print_sweep(rows)
+            settings.append(Knobs(drowsy=p, drowsy_granularity=g))
+    print(f"plan calibrated on the first {len(xc)} MNIST training images; evaluated on {len(y)} test images")
+    off = ev.reference()
+    rows = []
+    for k in settings:
+        r = off if k.is_off else ev.evaluate(k, agreement=False)
+        rows.append({"knobs": k.to_dict(), "knobs_text": str(k), "top1": r.top1,
+                     "delta_top1_points": 100 * (r.top1 - off.top1), "conv_macs": r.conv_macs,
+                     "conv_macs_saved": r.conv_macs_saved, "fc_weight_bytes": r.fc_weight_bytes,
+                     "fc_weight_bytes_saved": 1 - r.fc_weight_bytes / off.fc_weight_bytes})
+        print(f"{str(k) or 'off':50s} top1 {r.top1:.4f} ({rows[-1]['delta_top1_points']:+.2f} pt)  conv MACs saved "
+              f"{r.conv_macs_saved:6.1%}  FC weight bytes {r.fc_weight_bytes:9,.0f} saved "
+              f"{rows[-1]['fc_weight_bytes_saved']:6.1%}", flush=True)
     if a.json:
         ct.write_json(Path(a.json), rows)
 
@@ -374,7 +400,8 @@ def main(argv=None) -> None:
     k = sub.add_parser("knobs")
     k.add_argument("--model", default=str(DEFAULT_OUT))
     k.add_argument("--n", type=int, default=0, help="first n test images only (0: all 10k)")
-    k.add_argument("--calib", type=int, default=500, help="training images (the last ones) for calibration")
+    k.add_argument("--calib", type=int, default=512,
+                   help="the first N training images calibrate the plan (tunable eval's --calib-limit default)")
     k.add_argument("--aip", type=float, nargs="*", default=[1 / 4, 1 / 8, 1 / 16])
     k.add_argument("--aip-margin", type=int, nargs="*", default=[0])
     k.add_argument("--drowsy", type=float, nargs="*", default=[0.3, 0.5])
