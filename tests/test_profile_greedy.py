@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +111,13 @@ def test_parse_families():
         parse_families("dropout")
     with pytest.raises(tunable.TunableError, match="importance"):
         parse_families("drowsy/element/importance")
+    f = parse_families("combined/loss=0.5,aip/greedy/cost=weight_bytes/loss=0.02")
+    assert f == [FamilySpec("combined", "greedy", max_loss=0.5),
+                 FamilySpec("aip", "greedy", cost="weight_bytes", max_loss=0.02)]
+    assert [x.name for x in f] == ["combined/loss=0.5", "aip/greedy/cost=weight_bytes/loss=0.02"]
+    for bad in ("combined/loss=2", "combined/loss=x"):
+        with pytest.raises(tunable.TunableError, match="loss must be a fraction"):
+            parse_families(bad)
 
 
 # ---------------------------------------------------------------------------------------------- ResNet-8
@@ -148,6 +156,23 @@ def test_schedules_depend_on_the_calibration_split_only():
     assert greedy_pts and all("calib_accuracy" in p.extra and p.extra["step"] >= 1 for p in greedy_pts)
     assert all(p.extra["conv_macs_saved"] > 0 for p in greedy_pts)
     assert a.front == sorted(a.front, key=lambda n: a.point(n).energy_j)
+
+
+def test_a_family_loss_overrides_the_profile_max_loss():
+    """'combined/loss=0': the combined walk stops before any move that loses calibration accuracy, whatever
+    the profile's max_loss (bench/knobs.py carries the combined walk further than the single knobs this way)."""
+    lenet = Path(__file__).resolve().parents[1] / "models" / "lenet5_mnist_int8.tflite"
+    m0, opts = tunable.load(lenet), preprocess_options_for(lenet)
+    mnist = shared_dir() / "data" / "mnist"
+    xc, yc = prepare_inputs(m0, open_dataset(f"mnist:{mnist}:train"), opts, limit=60)
+    x, y = prepare_inputs(m0, open_dataset(f"mnist:{mnist}:test"), opts, limit=30)
+    m = tunable.load(lenet, calibration=xc)
+    ev, cal = Evaluator(m, x, y, profile=load_profile("horowitz45")), Evaluator(m, xc, yc, profile=load_profile("horowitz45"))
+    prof = profile_model(m, ev, cal, families=parse_families("combined/loss=0"), cost="energy", max_loss=0.5,
+                         max_points=50)
+    g = prof.meta["greedy"]["combined"]
+    assert g["max_loss"] == 0.0
+    assert all(p.extra["calib_loss"] <= 1e-12 for p in prof.family("combined"))
 
 
 # ---------------------------------------------------------------------------------------------- CLI

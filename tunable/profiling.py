@@ -421,6 +421,8 @@ class FamilySpec:
     select: str = "random"
     rescale: bool = False
     cost: str | None = None     # greedy cost for this family (None: the profile's --cost)
+    max_loss: float | None = None   # greedy stop for this family (None: the profile's --max-loss); e.g. a
+                                    # combined walk carried on far enough to show the 50 %-saved point
 
     @property
     def name(self) -> str:
@@ -431,12 +433,16 @@ class FamilySpec:
             parts.append(self.schedule)
         if self.cost:
             parts.append(f"cost={self.cost}")
+        if self.max_loss is not None:
+            parts.append(f"loss={self.max_loss:g}")
         return "/".join(parts)
 
 
 def parse_families(text: str) -> list[FamilySpec]:
     """'drowsy/channel/importance/greedy,aip/uniform,combined' -> specs (also 'drowsy' = all five drowsy
-    configurations, uniform and greedy; 'lut' = uniform and greedy; 'all' = default_families())."""
+    configurations, uniform and greedy; 'lut' = uniform and greedy; 'all' = default_families()). A greedy
+    family may carry its own cost and stop: 'drowsy/row/greedy/cost=conv_macs', 'combined/loss=0.5' (the most
+    calibration top-1 it may lose, a fraction in [0, 1])."""
     out: list[FamilySpec] = []
     for item in text.replace(" ", ",").split(","):
         item = item.strip().strip("/")
@@ -459,7 +465,16 @@ def parse_families(text: str) -> list[FamilySpec]:
         if costs and costs[-1] not in COSTS:
             raise TunableError(f"family {item!r}: cost must be one of {', '.join(COSTS)}")
         cost = costs[-1] if costs else None
-        parts = [p for p in parts if not p.startswith("cost=")]
+        losses = [p.split("=", 1)[1] for p in parts[1:] if p.startswith("loss=")]
+        loss = None
+        if losses:
+            try:
+                loss = float(losses[-1])
+            except ValueError:
+                loss = -1.0
+            if not 0.0 <= loss <= 1.0:
+                raise TunableError(f"family {item!r}: loss must be a fraction in [0, 1], not {losses[-1]!r}")
+        parts = [p for p in parts if not p.startswith(("cost=", "loss="))]
         if kind == "drowsy":
             gran = [p for p in parts[1:] if p in ("element", "row", "channel")]
             sel = [p for p in parts[1:] if p in ("random", "importance")]
@@ -471,10 +486,12 @@ def parse_families(text: str) -> list[FamilySpec]:
                        if (not gran or g in gran) and (not sel or s in sel)]
             if not configs:
                 raise TunableError(f"family {item!r}: importance selection needs row or channel granularity")
-            out += [FamilySpec("drowsy", sc, g, s, rescale, cost if sc == "greedy" else None)
+            out += [FamilySpec("drowsy", sc, g, s, rescale, cost if sc == "greedy" else None,
+                               loss if sc == "greedy" else None)
                     for g, s in configs for sc in scheds]
         else:
-            out += [FamilySpec(kind, sc, cost=cost if sc == "greedy" else None) for sc in scheds]
+            out += [FamilySpec(kind, sc, cost=cost if sc == "greedy" else None,
+                               max_loss=loss if sc == "greedy" else None) for sc in scheds]
     seen, uniq = set(), []
     for f in out:
         if f.name not in seen:
@@ -642,8 +659,8 @@ def profile_model(model, ev: Evaluator, cal: Evaluator | None, *, families: Sequ
             continue
         base = _drowsy_base(f) if f.kind == "drowsy" else OFF
         ladders = _ladders(model, f.kind)
-        traj = greedy_schedule(cal, base, ladders, indices=calib_indices, cost=f.cost or cost, max_loss=max_loss,
-                               beta=beta, log=say)
+        traj = greedy_schedule(cal, base, ladders, indices=calib_indices, cost=f.cost or cost,
+                               max_loss=f.max_loss if f.max_loss is not None else max_loss, beta=beta, log=say)
         saved_at = _saved_within(traj, 0.02)
         greedy_summary[f.name] = {"steps": len(traj) - 1, "evaluations": traj[-1].evaluations,
                                   "calib_cost_saved_at_2pt": saved_at,
@@ -678,10 +695,12 @@ def profile_model(model, ev: Evaluator, cal: Evaluator | None, *, families: Sequ
             ladders += _ladders(model, kind)
         if progress:
             progress("combined")
+        comb_loss = (comb[0].max_loss if comb[0].max_loss is not None else
+                     combined_max_loss if combined_max_loss is not None else max_loss)
         traj = greedy_schedule(cal, base, ladders, indices=calib_indices, cost=comb[0].cost or cost,
-                               max_loss=combined_max_loss if combined_max_loss is not None else max_loss,
-                               beta=beta, log=say)
-        greedy_summary["combined"] = {"knobs": [k for k, _ in avail_kinds], "steps": len(traj) - 1,
+                               max_loss=comb_loss, beta=beta, log=say)
+        greedy_summary["combined"] = {"knobs": [k for k, _ in avail_kinds], "max_loss": comb_loss,
+                                      "steps": len(traj) - 1,
                                       "evaluations": traj[-1].evaluations, "schedule": traj[-1].knobs.to_dict()}
         for i in _thin(traj, max_points)[1:]:
             st = traj[i]
