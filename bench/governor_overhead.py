@@ -8,7 +8,7 @@ the controller re-plans and time-divides as it would in use), minus the same loo
 against the model's per-inference latency through tunable.load(...).session().run, measured in the same
 repetition; times are the thread's CPU time (time.thread_time), so that other processes on a shared machine
 count less. Reported: the median ratio over the repetitions, and the best times. The default model is the
-bundled LeNet-5 when it exists, else MLPerf Tiny's ad01 autoencoder from the shared folder.
+one `tunable run` uses by default, the manifest's bundled LeNet-5.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import tunable
 from governor.budgets import parse_budgets
 from governor.controller import Controller
 from governor.points import OperatingPoint
-from tunable.paths import shared_dir
+from tunable.models import default_model as default_bundled, locate
 
 
 def bench_front() -> list[OperatingPoint]:
@@ -93,10 +93,9 @@ def measure(model: Path, budgets: str, n: int, reps: int) -> tuple[float, float,
 
 
 def default_model() -> Path:
-    bundled = Path(tunable.__file__).parent / "data" / "lenet5_int8.tflite"
-    if bundled.exists():
-        return bundled
-    return shared_dir() / "models" / "mlperf-tiny" / "ad01_int8.tflite"
+    """The model `tunable run` uses by default: the manifest's first bundled one (LeNet-5)."""
+    path, _ = locate(default_bundled())
+    return path
 
 
 def main(argv=None) -> int:

@@ -234,6 +234,46 @@ def test_modeled_energy_is_said_and_a_sensor_replaces_it():
     assert ctl.choose() is front[-1]           # 60 mJ is below every point at 20x
 
 
+def test_missing_quantities_are_neither_costs_nor_violations():
+    """None (not known) for latency or energy: the summary averages the known ones only, over-budget counts
+    see known values only, and the estimates still follow the plant."""
+    front = front16()
+    plant = Plant(5, slowdowns=((0, 1.3),))
+    ctl = Controller(front, parse_budgets("57mJ,15ms"), clock=plant.clock)
+    known_e, known_l = [], []
+    for i in range(700):
+        p = ctl.choose()
+        lat, e = plant.run(p)
+        lat = None if i % 7 == 3 else lat
+        e = None if i % 5 == 1 else e
+        ctl.observe(p, lat, e, "measured")
+        if lat is not None:
+            known_l.append(lat)
+        if e is not None:
+            known_e.append(e)
+    s = ctl.summary()
+    assert s.inferences == 700
+    assert s.mean_energy_j == pytest.approx(sum(known_e) / len(known_e), rel=1e-9)
+    assert s.mean_latency_s == pytest.approx(sum(known_l) / len(known_l), rel=1e-9)
+    assert abs(ctl.fE.slowdown / 1.3 - 1) < 0.05 and abs(ctl.fL.slowdown / 1.3 - 1) < 0.05
+    assert sum(s.violations.values()) <= 0.06 * 700
+
+
+def test_energy_source_change_mid_window_drops_the_earlier_energies():
+    front = front16()
+    ctl = Controller(front, parse_budgets("60mJ"))
+    for _ in range(10):                                   # fewer than a window: still gathered
+        p = ctl.choose()
+        ctl.observe(p, p.latency_s, p.energy_j, "modeled")
+    p = ctl.choose()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GovernorWarning)
+        ctl.observe(p, p.latency_s, 3 * p.energy_j, "measured")
+    s = ctl.summary()
+    assert s.inferences == 11 and s.energy_source == "measured"
+    assert s.mean_energy_j == pytest.approx(3 * p.energy_j)   # the modeled joules are not mixed in
+
+
 def test_no_budget_runs_the_most_accurate_point():
     front = front16()
     ctl = Controller(front)
