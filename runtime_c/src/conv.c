@@ -58,7 +58,8 @@ int tn_conv_rank_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom 
 static size_t a64(size_t v) { return (v + 63) / 64 * 64; }
 
 /* A cost model in vpdpbusd-equivalents, fitted to the MLPerf Tiny layers on Zen 4: positions in lanes pay for
- * the wide grid's extra columns and the input planes, channels in lanes for 16-channel blocks and im2col;
+ * the wide grid's extra columns and the input planes it builds, channels in lanes for 16-channel blocks,
+ * im2col and the input's conversion to uint8 (which made it the wrong choice for ResNet-8's strided layers);
  * both about 6 per 16 outputs requantized; computing row by row (drowsy rows) costs a call per row. Checked
  * against forced choices (TUNABLE_CONV) on every MLPerf Tiny conv layer. */
 static double px_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
@@ -66,14 +67,21 @@ static double px_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int pe
     const double chunks = per_row ? (double)g->oh * ((g->ow + 15) / 16) : (double)((pp->px_npos + 15) / 16);
     /* per chunk: every computed channel's reduction and requantization, and per tile of 16 channels the
      * transpose and the stores (about 60) */
-    return chunks * ((4.0 * ((nk + 3) / 4)) * (kg + 6) + 60.0 * ((nk + 15) / 16)) + 0.5 * g->h * g->w * G +
+    /* the planes built: only the phases some tap reads (a 1x1 stride-2 conv reads one of four) */
+    int used = 0;
+    const int phases = g->sh * g->sw;
+    for (int ph = 0; ph < phases && ph < 64; ph++) used += pp->px_used[ph];
+    const double built = phases > 64 ? 1.0 : (double)used / phases;
+    return chunks * ((4.0 * ((nk + 3) / 4)) * (kg + 6) + 60.0 * ((nk + 15) / 16)) + 0.5 * g->h * g->w * G * built +
            (per_row ? 40.0 * g->oh : 0.0);
 }
 
 static double q8_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
     const int K = g->kh * g->kw * g->cin, K4 = (K + 3) / 4;
     const double im2col = pp->direct && g->cin % 4 == 0 ? 1.0 : K / 16.0 + 8.0;  /* 1x1: the input rows as they are */
-    return (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col) + (per_row ? 40.0 * g->oh : 0.0);
+    /* plus the whole input converted to uint8 first (h * w * cin bytes, as much per byte as the planes) */
+    return (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col) + 0.125 * g->h * g->w * g->cin +
+           (per_row ? 40.0 * g->oh : 0.0);
 }
 
 /* Whether the positions-in-lanes kernel is expected to beat the channels-in-lanes GEMM for nk computed
@@ -118,7 +126,10 @@ static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g
     pp->px_dense = px_choose(g, pp, g->cout, 0);
 }
 
-static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
+enum { PACK_VNNI = 1, PACK_AVX2 = 2 };
+
+/* packs: the packed paths to prepare (an input-skipping layer prepares only the running variant's) */
+static int conv_prepare_sel(tn_model *m, tn_op *op, char *err, size_t errlen, int packs) {
     tn_conv_geom g;
     int rc = tn_conv_geom_prepare(m, op, 0, &g, err, errlen);
     if (rc) return rc;
@@ -135,7 +146,8 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
     op->prepared = pp;
     /* channel list (int32) and per-channel "weights used" flags follow the accumulators */
     op->scratch_bytes = pp->im2col_bytes + pp->acc_bytes + (size_t)g.cout * 4 + (size_t)g.cout + 64;
-    const int has_q8 = tn_arch_has_q8() && g.w_zp == 0, has_q16 = tn_arch_has_q16() && g.w_zp == 0;
+    const int has_q8 = (packs & PACK_VNNI) && tn_arch_has_q8() && g.w_zp == 0;
+    const int has_q16 = (packs & PACK_AVX2) && tn_arch_has_q16() && g.w_zp == 0;
     if (has_q8 || has_q16) {
         /* packed once, here, in one block after the struct: the VNNI packing, the positions-in-lanes packing
          * and its offsets, the AVX2 packing (an AVX-512 CPU has all three: TUNABLE_ISA may choose avx2) */
@@ -191,6 +203,10 @@ static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
         op->scratch_bytes = pp->xc_off + a64((size_t)g.n * g.h * g.w * g.cin) + 64;
     }
     return TN_ERR_OK;
+}
+
+static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen) {
+    return conv_prepare_sel(m, op, err, errlen, PACK_VNNI | PACK_AVX2);
 }
 
 static inline int8_t dropped_value(const tn_conv_geom *g) {
@@ -490,8 +506,6 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
     return TN_ERR_OK;
 }
 
-static int conv_prepare(tn_model *m, tn_op *op, char *err, size_t errlen);
-
 /* The input channels op's producer drops (conv_inskip), or NULL (*out) where none are or it does not apply:
  * a producer with channel drowsy and exact kernels whose dropped outputs hold the zero point (inside its
  * activation range), this op without approximate knobs. */
@@ -521,7 +535,7 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
     size_t cbytes = 0;
     for (int k = 0; k < o->n_in; k++)
         if (o->in[k] >= 0 && m->tensors[o->in[k]].storage == TN_STORAGE_CONST) cbytes += a64(m->tensors[o->in[k]].nbytes);
-    conv_inskip *ins = (conv_inskip *)calloc(1, sizeof *ins + a64((size_t)cin * 4) + (size_t)mw * 8 + 64);
+    conv_inskip *ins = (conv_inskip *)calloc(1, sizeof *ins + 2 * a64((size_t)cin * 4) + (size_t)mw * 8 + 64);
     if (!ins) return TN_ERR_NO_MEMORY;
     ins->consts = (uint8_t *)malloc(cbytes + 64);
     if (!ins->consts) {
@@ -529,11 +543,15 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
         return TN_ERR_NO_MEMORY;
     }
     ins->ikeep = (int32_t *)(ins + 1);
-    ins->imask = (uint64_t *)((uint8_t *)ins->ikeep + a64((size_t)cin * 4));
+    int32_t *idrop = (int32_t *)((uint8_t *)ins->ikeep + a64((size_t)cin * 4));
+    ins->imask = (uint64_t *)((uint8_t *)idrop + a64((size_t)cin * 4));
+    int nd = 0;
     for (int ic = 0, n = 0; ic < cin; ic++)
         if (!tn_drowsy_drop(pk, s->seed, (uint32_t)j, (uint64_t)ic, prank) || (ck == 0 && ic == 0)) {
             ins->ikeep[n++] = ic;
             ins->imask[ic / 64] |= 1ull << (ic % 64);
+        } else {
+            idrop[nd++] = ic;
         }
     ins->ck = ck = ck_alloc;
     ins->xc_off = pp->xc_off;
@@ -572,10 +590,10 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
             int32_t *nb = (int32_t *)d;
             for (int oc = 0; oc < g.cout; oc++) {
                 int64_t dropped = 0;
-                for (int tp = 0; tp < taps; tp++)
-                    for (int ic = 0; ic < cin; ic++)
-                        if (!((ins->imask[ic / 64] >> (ic % 64)) & 1))
-                            dropped += (int64_t)w[((int64_t)oc * taps + tp) * cin + ic] - g.w_zp;
+                for (int tp = 0; tp < taps; tp++) {
+                    const int8_t *wr = w + ((int64_t)oc * taps + tp) * cin;
+                    for (int i = 0; i < nd; i++) dropped += (int64_t)wr[idrop[i]] - g.w_zp;
+                }
                 const int64_t v = (int64_t)bf[oc] + (int64_t)g.in_zp * dropped;
                 if (v < INT32_MIN || v > INT32_MAX) {  /* not representable: no skipping */
                     free(ins->consts);
@@ -594,7 +612,8 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
         ins->op.out[k] = o->n_in + k;
     }
     char err[256];
-    if (conv_prepare(&ins->m, &ins->op, err, sizeof err) || ins->op.scratch_bytes > pp->xc_off) {
+    const int packs = tn_arch->q8_gemm ? PACK_VNNI : tn_arch->q16_gemm ? PACK_AVX2 : 0;
+    if (conv_prepare_sel(&ins->m, &ins->op, err, sizeof err, packs) || ins->op.scratch_bytes > pp->xc_off) {
         free(ins->op.prepared);
         free(ins->consts);
         free(ins);
