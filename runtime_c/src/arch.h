@@ -126,6 +126,8 @@ typedef uint64_t (*tn_drop_fn)(int n, int C, uint64_t seed, uint32_t layer, uint
                                int8_t zero, int8_t *y, uint8_t *used, int *unseen);
 /* y[p * C + c] = zero for the dropped channels c (drop[0..nd), or the bits of dmask), p < n */
 typedef void (*tn_zero_fn)(int n, const int32_t *drop, int nd, const uint64_t *dmask, int C, int8_t zero, int8_t *y);
+/* y[i] = keep[i] ? y[i] : zero for i < n, keep[i] 0xFF or 0 (a drowsy element mask made when the seed is set) */
+typedef void (*tn_mask_bytes_fn)(int64_t n, const uint8_t *keep, int8_t zero, int8_t *y);
 
 typedef struct tn_arch_table {
     const char *name;
@@ -146,6 +148,7 @@ typedef struct tn_arch_table {
     tn_q16_gemm_fn q16_gemm;
     tn_zero_fn zero_ch;
     tn_q8_gemv_raw_fn q8_gemv_raw;
+    tn_mask_bytes_fn mask_bytes;
 } tn_arch_table;
 
 /* Packs channels cols[0..n) of W [N][K] (all when cols is NULL) with their per-channel values into the
@@ -176,12 +179,13 @@ void tn_arch_init(void);
                          int8_t zero, int8_t *y);                                                                \
     uint64_t tn_drop_##sfx(int n, int C, uint64_t seed, uint32_t layer, uint64_t u0, uint32_t threshold,         \
                            int8_t zero, int8_t *y, uint8_t *used, int *unseen);                                  \
-    void tn_zero_ch_##sfx(int n, const int32_t *drop, int nd, const uint64_t *dmask, int C, int8_t zero, int8_t *y);
+    void tn_zero_ch_##sfx(int n, const int32_t *drop, int nd, const uint64_t *dmask, int C, int8_t zero, int8_t *y); \
+    void tn_mask_bytes_##sfx(int64_t n, const uint8_t *keep, int8_t zero, int8_t *y);
 TN_DECLARE_VARIANT_EXTRA(generic)
 TN_DECLARE_VARIANT_EXTRA(avx2)
 TN_DECLARE_VARIANT_EXTRA(avx512vnni)
 TN_DECLARE_VARIANT(generic)
 TN_DECLARE_VARIANT(avx2)
 TN_DECLARE_VARIANT(avx512vnni)
-#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL, tn_zero_ch_##sfx, NULL}
+#define TN_VARIANT_TABLE(label, sfx) {label, 0, tn_gemm_##sfx, tn_dot_##sfx, tn_dw_accum_##sfx, tn_requant_row_##sfx, NULL, tn_add_##sfx, tn_dw_row_##sfx, NULL, NULL, tn_gather_##sfx, tn_expand_##sfx, tn_drop_##sfx, NULL, tn_zero_ch_##sfx, NULL, tn_mask_bytes_##sfx}
 #endif

@@ -79,8 +79,9 @@ static double px_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int pe
 static double q8_cost(const tn_conv_geom *g, const conv_prep *pp, int nk, int per_row) {
     const int K = g->kh * g->kw * g->cin, K4 = (K + 3) / 4;
     const double im2col = pp->direct && g->cin % 4 == 0 ? 1.0 : K / 16.0 + 8.0;  /* 1x1: the input rows as they are */
-    /* plus the whole input converted to uint8 first (h * w * cin bytes, as much per byte as the planes) */
-    return (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col) + 0.125 * g->h * g->w * g->cin +
+    /* plus the whole input converted to uint8 first (h * w * cin bytes; checked on ResNet-8's strided layers,
+     * whose subsets of 24 to 40 channels stay faster here) */
+    return (double)g->oh * g->ow * (((nk + 15) / 16) * (K4 + 6.0) + im2col) + 0.0625 * g->h * g->w * g->cin +
            (per_row ? 40.0 * g->oh : 0.0);
 }
 
@@ -353,6 +354,10 @@ typedef struct {
     int gran, n_sub, px, q16, dense_mask;
     uint64_t used_ch;  /* channels kept by at least one subset (the weights fetched) */
     struct conv_inskip *ins;  /* input channels skipped (below); the op then runs as ins->op */
+    /* element granularity without rescaling: the keep mask of every output (0xFF kept, 0 dropped), made when
+     * knobs or seed change; the layer's fastest dense kernel runs, then the mask */
+    const uint8_t *emask;
+    uint64_t e_dropped;
     conv_subset sub[];
 } conv_state;
 
@@ -392,6 +397,26 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
     tn_conv_geom_get(m, o, &g);
     /* the packed kernels of the variant running now: VNNI (positions or channels in lanes), or AVX2 */
     const int vnni = pp->q8 && tn_arch->q8_gemm != NULL, avx2 = !vnni && pp->q16 && tn_arch->q16_gemm != NULL;
+    if (tn_drowsy_active(kn) && kn->drowsy_granularity == TN_GRAN_ELEMENT && !s->rq_mult[op] && !tn_arch->reference &&
+        tn_arch->drop && tn_arch->mask_bytes && g.w_zp == 0) {
+        const char *env = getenv("TUNABLE_DROWSY");  /* "subsets": the per-element paths below (tests) */
+        if (!env || strcmp(env, "subsets")) {
+            const int64_t n = (int64_t)g.n * g.oh * g.ow * g.cout, row = (int64_t)g.ow * g.cout;
+            conv_state *st = (conv_state *)calloc(1, a64(sizeof(conv_state)) + a64((size_t)n) + (size_t)g.cout + 64);
+            if (!st) return TN_ERR_NO_MEMORY;
+            uint8_t *em = (uint8_t *)st + a64(sizeof(conv_state)), *used = em + a64((size_t)n);
+            memset(em, 0xFF, (size_t)n);
+            int unseen = g.cout;
+            st->gran = TN_GRAN_ELEMENT;
+            for (int64_t r = 0; r < (int64_t)g.n * g.oh; r++)  /* drowsy.h's hash, vectorised: dropped bytes become 0 */
+                st->e_dropped += tn_arch->drop((int)row, g.cout, s->seed, (uint32_t)op, (uint64_t)(r * row), kn->drowsy_threshold,
+                                               0, (int8_t *)em + r * row, used, &unseen);
+            st->used_ch = (uint64_t)(g.cout - unseen);
+            st->emask = em;
+            *out = st;
+            return TN_ERR_OK;
+        }
+    }
     if (!(vnni || avx2) || !tn_drowsy_active(kn) || g.n != 1) return TN_ERR_OK;
     const int gran = kn->drowsy_granularity;
     /* element granularity runs a dense kernel then masks: state only for rescaled multipliers */
@@ -411,6 +436,8 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
     conv_state *st = (conv_state *)mem;
     st->gran = gran;
     st->ins = NULL;
+    st->emask = NULL;
+    st->e_dropped = 0;
     st->n_sub = n_sub;
     const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
     const int32_t *rank_r = o->n_in > 7 && o->in[7] >= 0 ? (const int32_t *)tn_const_in(m, o, 7) : NULL;
@@ -1320,11 +1347,37 @@ static int conv_eval_inskip(tn_ctx *c, const conv_inskip *ins) {
     return rc;
 }
 
+/* drowsy elements by the mask made with the seed: the dense kernel, then the dropped outputs set to real zero;
+ * the counters count what the knob computes (the kept outputs) */
+static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, const conv_state *st) {
+    tn_layer_knobs off;
+    memset(&off, 0, sizeof off);
+    tn_ctx dense = *c;
+    dense.knobs = &off;
+    dense.state = NULL;
+    const int rc = conv_eval(&dense);
+    if (rc) return rc;
+    const int64_t n = (int64_t)g->n * g->oh * g->ow * g->cout;
+    tn_arch->mask_bytes(n, st->emask, dropped_value(g), (int8_t *)tn_out(c, 0));
+    const uint64_t K = (uint64_t)g->kh * g->kw * g->cin, computed = (uint64_t)n - st->e_dropped;
+    tn_counters *k = c->ctr;
+    k->macs = computed * K;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = st->e_dropped;
+    k->weight_bytes = st->used_ch * K;
+    return TN_ERR_OK;
+}
+
 static int conv_eval(tn_ctx *c) {
     tn_conv_geom g;
     tn_conv_geom_get(c->m, c->op, &g);
     if (tn_approx_knobs_active(c->knobs)) return tn_conv_eval_approx(c, &g);
     if (c->state && ((const conv_state *)c->state)->ins) return conv_eval_inskip(c, ((const conv_state *)c->state)->ins);
+    if (c->state && ((const conv_state *)c->state)->emask && !tn_arch->reference && tn_arch->mask_bytes &&
+        tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT)
+        return conv_eval_emask(c, &g, (const conv_state *)c->state);
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
     {

@@ -8,14 +8,14 @@
 static const tn_arch_table table_generic = TN_VARIANT_TABLE("generic", generic);
 static const tn_arch_table table_reference = {"reference", 1, tn_gemm_generic, tn_dot_generic,
                                               tn_dw_accum_generic, tn_requant_row_generic, NULL, tn_add_generic,
-                                              NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                                              NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TN_X86 1
 void tn_q16_gemm_avx2(int M, const int16_t *A, int lda, const tn_q16_packed *B, int32_t zp, int32_t lo, int32_t hi,
                       int8_t *Y, int ldy);
 static const tn_arch_table table_avx2 = {"avx2", 0, tn_gemm_avx2, tn_dot_avx2, tn_dw_accum_avx2, tn_requant_row_avx2,
                                          NULL, tn_add_avx2, tn_dw_row_avx2, NULL, NULL, tn_gather_avx2, tn_expand_avx2,
-                                         tn_drop_avx2, tn_q16_gemm_avx2, tn_zero_ch_avx2, NULL};
+                                         tn_drop_avx2, tn_q16_gemm_avx2, tn_zero_ch_avx2, NULL, tn_mask_bytes_avx2};
 void tn_q8_gemm_avx512vnni(int M, const uint8_t *A, int lda, const tn_q8_packed *B, int32_t zp, int32_t lo,
                            int32_t hi, int8_t *Y, int ldy);
 void tn_px_conv_avx512vnni(int p0, int np, int Wq, int ow, const uint8_t *X, const int64_t *koff,
@@ -30,7 +30,8 @@ void tn_expand_avx512vbmi2(int n, const int8_t *src, int ck, const int32_t *keep
 #define TN_AVX512_TABLE(gather, expand)                                                                            \
     {"avx512vnni", 0, tn_gemm_avx512vnni, tn_dot_avx512vnni, tn_dw_accum_avx512vnni, tn_requant_row_avx512vnni,     \
      tn_q8_gemm_avx512vnni, tn_add_avx512vnni, tn_dw_row_avx512vnni, tn_px_conv_avx512vnni, tn_px_fill_avx512vnni, \
-     gather, expand, tn_drop_avx512vnni, NULL, tn_zero_ch_avx512vnni, tn_q8_gemv_raw_avx512vnni}
+     gather, expand, tn_drop_avx512vnni, NULL, tn_zero_ch_avx512vnni, tn_q8_gemv_raw_avx512vnni,        \
+     tn_mask_bytes_avx512vnni}
 /* the same variant, with channel compress/expand where the CPU has AVX-512 VBMI2 (Ice Lake, Zen 4 and later) */
 static const tn_arch_table table_avx512_vbmi2 = TN_AVX512_TABLE(tn_gather_avx512vbmi2, tn_expand_avx512vbmi2);
 static const tn_arch_table table_avx512 = TN_AVX512_TABLE(tn_gather_avx512vnni, tn_expand_avx512vnni);
@@ -46,7 +47,7 @@ void tn_dw_row_neon(int n, const uint8_t *const *in, const tn_dw_packed *pk, int
 static const tn_arch_table table_neon = {"neon", 0, tn_gemm_neon, tn_dot_neon, tn_dw_accum_neon, tn_requant_row_neon,
                                          NULL, tn_add_generic, tn_dw_row_neon, NULL, NULL,
                                          tn_gather_generic, tn_expand_generic, tn_drop_generic, NULL,
-                                         tn_zero_ch_generic, NULL};
+                                         tn_zero_ch_generic, NULL, tn_mask_bytes_generic};
 #if defined(__aarch64__) && defined(__linux__)
 #define TN_ARM_DOTPROD 1
 #include <sys/auxv.h>
@@ -58,7 +59,8 @@ TN_DECLARE_VARIANT(neon_dotprod)
 static const tn_arch_table table_neon_dotprod = {"neon-dotprod", 0, tn_gemm_neon_dotprod, tn_dot_neon_dotprod,
                                                  tn_dw_accum_neon, tn_requant_row_neon, NULL, tn_add_generic,
                                                  tn_dw_row_neon, NULL, NULL, tn_gather_generic,
-                                                 tn_expand_generic, tn_drop_generic, NULL, tn_zero_ch_generic, NULL};
+                                                 tn_expand_generic, tn_drop_generic, NULL, tn_zero_ch_generic, NULL,
+                                                 tn_mask_bytes_generic};
 /* the kernel reports sdot (Cortex-A55/A76 and later: Pi 5; not the A53/A72 of Pi 3/4) */
 static int has_asimddp(void) { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
 #endif
