@@ -354,9 +354,11 @@ typedef struct {
     int gran, n_sub, px, q16, dense_mask;
     uint64_t used_ch;  /* channels kept by at least one subset (the weights fetched) */
     struct conv_inskip *ins;  /* input channels skipped (below); the op then runs as ins->op */
-    /* element granularity without rescaling: the keep mask of every output (0xFF kept, 0 dropped), made when
-     * knobs or seed change; the layer's fastest dense kernel runs, then the mask */
-    const uint8_t *emask;
+    /* element granularity without rescaling: the keep mask of every output (0xFF kept, 0 dropped), room made
+     * when knobs or seed change, filled by the first inference (so a seed per inference pays the hash once,
+     * as before, and a kept seed not again); the layer's fastest dense kernel runs, then the mask */
+    uint8_t *emask;
+    int e_ready;
     uint64_t e_dropped;
     conv_subset sub[];
 } conv_state;
@@ -401,18 +403,11 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
         tn_arch->drop && tn_arch->mask_bytes && g.w_zp == 0) {
         const char *env = getenv("TUNABLE_DROWSY");  /* "subsets": the per-element paths below (tests) */
         if (!env || strcmp(env, "subsets")) {
-            const int64_t n = (int64_t)g.n * g.oh * g.ow * g.cout, row = (int64_t)g.ow * g.cout;
+            const int64_t n = (int64_t)g.n * g.oh * g.ow * g.cout;
             conv_state *st = (conv_state *)calloc(1, a64(sizeof(conv_state)) + a64((size_t)n) + (size_t)g.cout + 64);
             if (!st) return TN_ERR_NO_MEMORY;
-            uint8_t *em = (uint8_t *)st + a64(sizeof(conv_state)), *used = em + a64((size_t)n);
-            memset(em, 0xFF, (size_t)n);
-            int unseen = g.cout;
             st->gran = TN_GRAN_ELEMENT;
-            for (int64_t r = 0; r < (int64_t)g.n * g.oh; r++)  /* drowsy.h's hash, vectorised: dropped bytes become 0 */
-                st->e_dropped += tn_arch->drop((int)row, g.cout, s->seed, (uint32_t)op, (uint64_t)(r * row), kn->drowsy_threshold,
-                                               0, (int8_t *)em + r * row, used, &unseen);
-            st->used_ch = (uint64_t)(g.cout - unseen);
-            st->emask = em;
+            st->emask = (uint8_t *)st + a64(sizeof(conv_state));
             *out = st;
             return TN_ERR_OK;
         }
@@ -437,6 +432,7 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
     st->gran = gran;
     st->ins = NULL;
     st->emask = NULL;
+    st->e_ready = 0;
     st->e_dropped = 0;
     st->n_sub = n_sub;
     const int32_t *rank_c = o->n_in > 6 && o->in[6] >= 0 ? (const int32_t *)tn_const_in(m, o, 6) : NULL;
@@ -1349,7 +1345,20 @@ static int conv_eval_inskip(tn_ctx *c, const conv_inskip *ins) {
 
 /* drowsy elements by the mask made with the seed: the dense kernel, then the dropped outputs set to real zero;
  * the counters count what the knob computes (the kept outputs) */
-static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, const conv_state *st) {
+static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, conv_state *st) {
+    if (!st->e_ready) {  /* drowsy.h's hash, vectorised: the dropped bytes of an all-0xFF mask become 0 */
+        const int64_t n = (int64_t)g->n * g->oh * g->ow * g->cout, row = (int64_t)g->ow * g->cout;
+        uint8_t *used = st->emask + a64((size_t)n);
+        memset(st->emask, 0xFF, (size_t)n);
+        memset(used, 0, (size_t)g->cout);
+        int unseen = g->cout;
+        st->e_dropped = 0;
+        for (int64_t r = 0; r < (int64_t)g->n * g->oh; r++)
+            st->e_dropped += tn_arch->drop((int)row, g->cout, c->s->seed, (uint32_t)c->op->index, (uint64_t)(r * row),
+                                           c->knobs->drowsy_threshold, 0, (int8_t *)st->emask + r * row, used, &unseen);
+        st->used_ch = (uint64_t)(g->cout - unseen);
+        st->e_ready = 1;
+    }
     tn_layer_knobs off;
     memset(&off, 0, sizeof off);
     tn_ctx dense = *c;
@@ -1377,7 +1386,7 @@ static int conv_eval(tn_ctx *c) {
     if (c->state && ((const conv_state *)c->state)->ins) return conv_eval_inskip(c, ((const conv_state *)c->state)->ins);
     if (c->state && ((const conv_state *)c->state)->emask && !tn_arch->reference && tn_arch->mask_bytes &&
         tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT)
-        return conv_eval_emask(c, &g, (const conv_state *)c->state);
+        return conv_eval_emask(c, &g, (conv_state *)c->state);  /* the mask is filled on first use */
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
     {
