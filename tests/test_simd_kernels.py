@@ -459,3 +459,31 @@ def test_chain_input_skip_follows_the_producer():
     assert s.stats.layer("conv_2").counters["macs"] == m.layer("conv_2").macs
     s.set_knobs(Knobs(drowsy=0.5, drowsy_granularity="channel", seed=3))
     np.testing.assert_array_equal(s.run(x), a)
+
+
+def test_element_mask_kept_across_inferences_and_seeds():
+    """Element drowsy: the first inference with a seed runs the per-element paths, later ones the mask made
+    from the seed (dense kernel, then the mask); outputs and counters equal the reference's on every run,
+    also after the seed changes (the mask is made anew)."""
+    from tunable._tunable_c import lib
+    m = conv_model(5, 1, 12, 10, 8, 24, (3, 3), (1, 1), (1, 1), "SAME", act="RELU")
+    xs = [np.random.default_rng(i).integers(-128, 128, m.inputs[0].shape).astype(np.int8) for i in range(3)]
+    runs = {}
+    try:
+        for v in ("reference",) + tuple(VARIANTS):
+            assert lib.tn_force_isa(v.encode()) == 0
+            s = m.session()
+            s.set_knobs(Knobs(drowsy=0.4, drowsy_granularity="element", seed=7))
+            out = []
+            for seed in (7, 8):
+                s.set_seed(seed)
+                for x in xs + xs[:1]:
+                    out.append((s.run(x), s.stats.totals))
+            runs[v] = out
+    finally:
+        assert lib.tn_force_isa(b"auto") == 0
+    for v, out in runs.items():
+        for i, ((y, c), (yr, cr)) in enumerate(zip(out, runs["reference"])):
+            assert np.array_equal(y, yr), f"variant {v}, run {i}"
+            assert c == cr, f"variant {v}, run {i}"
+    assert not np.array_equal(runs["reference"][0][0], runs["reference"][4][0])  # the seed changed the mask

@@ -355,8 +355,9 @@ typedef struct {
     uint64_t used_ch;  /* channels kept by at least one subset (the weights fetched) */
     struct conv_inskip *ins;  /* input channels skipped (below); the op then runs as ins->op */
     /* element granularity without rescaling: the keep mask of every output (0xFF kept, 0 dropped), room made
-     * when knobs or seed change, filled by the first inference (so a seed per inference pays the hash once,
-     * as before, and a kept seed not again); the layer's fastest dense kernel runs, then the mask */
+     * when knobs or seed change. The first inference with a seed runs the per-element paths (the hash inline,
+     * as a seed per inference needs); the second fills the mask, and from then on the layer's fastest dense
+     * kernel runs, then the mask (a kept seed pays the hash once). e_ready: 0, 1 (one inference seen), 2 */
     uint8_t *emask;
     int e_ready;
     uint64_t e_dropped;
@@ -1346,7 +1347,7 @@ static int conv_eval_inskip(tn_ctx *c, const conv_inskip *ins) {
 /* drowsy elements by the mask made with the seed: the dense kernel, then the dropped outputs set to real zero;
  * the counters count what the knob computes (the kept outputs) */
 static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, conv_state *st) {
-    if (!st->e_ready) {  /* drowsy.h's hash, vectorised: the dropped bytes of an all-0xFF mask become 0 */
+    if (st->e_ready < 2) {  /* drowsy.h's hash, vectorised: the dropped bytes of an all-0xFF mask become 0 */
         const int64_t n = (int64_t)g->n * g->oh * g->ow * g->cout, row = (int64_t)g->ow * g->cout;
         uint8_t *used = st->emask + a64((size_t)n);
         memset(st->emask, 0xFF, (size_t)n);
@@ -1357,7 +1358,7 @@ static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, conv_state *st) {
             st->e_dropped += tn_arch->drop((int)row, g->cout, c->s->seed, (uint32_t)c->op->index, (uint64_t)(r * row),
                                            c->knobs->drowsy_threshold, 0, (int8_t *)st->emask + r * row, used, &unseen);
         st->used_ch = (uint64_t)(g->cout - unseen);
-        st->e_ready = 1;
+        st->e_ready = 2;
     }
     tn_layer_knobs off;
     memset(&off, 0, sizeof off);
@@ -1386,7 +1387,16 @@ static int conv_eval(tn_ctx *c) {
     if (c->state && ((const conv_state *)c->state)->ins) return conv_eval_inskip(c, ((const conv_state *)c->state)->ins);
     if (c->state && ((const conv_state *)c->state)->emask && !tn_arch->reference && tn_arch->mask_bytes &&
         tn_drowsy_active(c->knobs) && c->knobs->drowsy_granularity == TN_GRAN_ELEMENT)
-        return conv_eval_emask(c, &g, (conv_state *)c->state);  /* the mask is filled on first use */
+    {
+        conv_state *st = (conv_state *)c->state;  /* the mask is filled on the second inference with the seed */
+        if (st->e_ready == 0) {
+            st->e_ready = 1;
+            tn_ctx plain = *c;
+            plain.state = NULL;
+            return conv_eval(&plain);
+        }
+        return conv_eval_emask(c, &g, st);
+    }
     if (tn_arch->reference || g.w_zp != 0) return conv_reference(c, &g);
     const conv_prep *pp = (const conv_prep *)c->op->prepared;
     {
