@@ -333,9 +333,10 @@ def test_fc_aip_variants_equal_reference(batch, k, n, role, aip):
 # ---------------------------------------------------------------- input channels a producer conv dropped
 
 def chain_model(seed, n, h, w, c0, c1, c2, k, stride, dil, padding, act_a="RELU", act_b="RELU", add=False,
-                ranks=False):
+                ranks=False, after_add=False):
     """conv_1 (3x3, c0 -> c1, SAME) then conv_2 (c1 -> c2, the given geometry); add: conv_1's output also feeds
-    an ADD with conv_2's (a residual, shapes permitting), so that it has a second reader"""
+    an ADD with conv_2's (a residual, shapes permitting), so that it has a second reader; after_add: conv_3
+    (3x3, c1 -> 5) reads the ADD's output"""
     rng = np.random.default_rng(seed)
     kh, kw = k
     oh, ow = _out_size(h, kh, stride[0], dil[0], padding), _out_size(w, kw, stride[1], dil[1], padding)
@@ -366,10 +367,21 @@ def chain_model(seed, n, h, w, c0, c1, c2, k, stride, dil, padding, act_a="RELU"
         tensors.append(_t(7, "y3", (n, h, w, c1), scale=s1 * 1.5, zp=int(rng.integers(-50, 50))))
         ops.append(Op(2, "ADD", [3, 6], [7], {"fused_activation_function": "RELU"}))
         out = 7
+        if after_add:
+            w3 = rng.integers(-127, 128, (5, 3, 3, c1)).astype(np.int8)
+            sw3 = rng.uniform(0.002, 0.02, 5)
+            tensors += [_t(8, "w3", w3.shape, scale=sw3, zp=np.zeros(5, np.int64), data=w3),
+                        _t(9, "b3", (5,), "int32", scale=s1 * 1.5 * sw3, zp=np.zeros(5, np.int64),
+                           data=rng.integers(-20000, 20000, 5).astype(np.int32)),
+                        _t(10, "y4", (n, h, w, 5), scale=s1 * 1.5 * float(np.mean(sw3)) * math.sqrt(9 * c1) * 40,
+                           zp=int(rng.integers(-100, 100)))]
+            ops.append(Op(3, "CONV_2D", [7, 8, 9], [10], conv))
+            out = 10
     co = CompileOptions(artefacts=False)
     if ranks:
         co.conv_ranks = {"conv_1": (rng.permutation(c1).astype(np.int32), rng.permutation(h * c1).astype(np.int32)),
-                         "conv_2": (rng.permutation(c2).astype(np.int32), rng.permutation(oh * c2).astype(np.int32))}
+                         "conv_2": (rng.permutation(c2).astype(np.int32), rng.permutation(oh * c2).astype(np.int32)),
+                         "conv_3": (rng.permutation(5).astype(np.int32), rng.permutation(h * 5).astype(np.int32))}
     g = Graph(tensors, ops, [0], [out])
     return tunable.Model(compile_graph(g, co), f"chain {n}x{h}x{w}x{c0}->{c1}->{c2} k{k} s{stride} d{dil} {padding} "
                                                f"{act_a}/{act_b}{' +add' if add else ''}")
@@ -487,3 +499,36 @@ def test_element_mask_kept_across_inferences_and_seeds():
             assert np.array_equal(y, yr), f"variant {v}, run {i}"
             assert c == cr, f"variant {v}, run {i}"
     assert not np.array_equal(runs["reference"][0][0], runs["reference"][4][0])  # the seed changed the mask
+
+
+@pytest.mark.parametrize("knobs", CHAIN_KNOBS[:4] + CHAIN_KNOBS[5:6], ids=str)
+def test_input_skip_through_add(knobs, monkeypatch):
+    """A conv reading an ADD of two channel-dropped conv outputs skips the channels both dropped (0 + 0 is
+    the ADD's zero point): outputs equal every channel computed and the reference on every variant; conv_3's
+    MACs are those of the channels kept by either operand."""
+    m = chain_model(11, 1, 9, 8, 3, 24, 24, (3, 3), (1, 1), (1, 1), "SAME", "RELU", "RELU", add=True,
+                    ranks=True, after_add=True)
+    assert_all_equal(m, knobs)
+    skipping = run_all(m, knobs)
+    monkeypatch.setenv("TUNABLE_INSKIP", "0")
+    full = run_all(m, knobs)
+    for v in skipping:
+        for a, b in zip(skipping[v][0], full[v][0]):
+            assert np.array_equal(a, b), f"{knobs}: variant {v} with input skipping differs"
+    s = m.session()
+    s.set_knobs(knobs)
+    s.run(np.zeros(m.inputs[0].shape, np.int8))
+    c_full = s.stats.layer("conv_3").counters
+    monkeypatch.delenv("TUNABLE_INSKIP")
+    s = m.session()
+    s.set_knobs(knobs)
+    s.run(np.zeros(m.inputs[0].shape, np.int8))
+    c = s.stats.layer("conv_3").counters
+    if knobs.drowsy_granularity == "channel":
+        hw = 9 * 8
+        d1 = s.stats.layer("conv_1").counters["outputs_skipped"] // hw
+        d2 = s.stats.layer("conv_2").counters["outputs_skipped"] // hw
+        assert c["macs"] * 24 >= c_full["macs"] * (24 - min(d1, d2))   # at most the channels both dropped
+        assert c["macs"] * 24 <= c_full["macs"] * max(1, 24 - max(0, d1 + d2 - 24))
+    else:
+        assert c["macs"] == c_full["macs"]

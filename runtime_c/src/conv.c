@@ -28,8 +28,8 @@ typedef struct {
     int q16;
     tn_q16_packed q16pk;
     size_t q16_cols_bytes, q16_tmp_bytes;
-    /* the CONV_2D op writing the input (the only writer), or -1; then xc_off: room in the scratch for the
-     * input's kept channels (input-channel skipping, conv_inskip) */
+    /* the CONV_2D or ADD op writing the input (the only writer), or -1; then xc_off: room in the scratch for
+     * the input's kept channels (input-channel skipping, conv_inskip) */
     int producer;
     size_t xc_off;
 } conv_prep;
@@ -197,7 +197,9 @@ static int conv_prepare_sel(tn_model *m, tn_op *op, char *err, size_t errlen, in
     pp->xc_off = 0;
     for (int j = 0; j < TN_MIN(op->index, m->n_ops); j++)
         for (int k = 0; k < m->ops[j].n_out; k++)
-            if (m->ops[j].out[k] == op->in[0]) pp->producer = pp->producer == -1 && k == 0 && m->ops[j].opcode == TN_OP_CONV_2D ? j : -2;
+            if (m->ops[j].out[k] == op->in[0])
+                pp->producer = pp->producer == -1 && k == 0 &&
+                               (m->ops[j].opcode == TN_OP_CONV_2D || m->ops[j].opcode == TN_OP_ADD) ? j : -2;
     if (pp->producer < 0) pp->producer = -1;
     if (pp->producer >= 0 && g.cin >= 2) {
         pp->xc_off = a64(op->scratch_bytes);
@@ -530,9 +532,63 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
     return TN_ERR_OK;
 }
 
-/* The input channels op's producer drops (conv_inskip), or NULL (*out) where none are or it does not apply:
- * a producer with channel drowsy and exact kernels whose dropped outputs hold the zero point (inside its
- * activation range), this op without approximate knobs. */
+#define TN_ZERO_MAX_C 1024
+
+/* The channels of tensor t (NHWC, C channels) that hold its zero point everywhere this inference, as bits in
+ * z; returns 1 when some may. Written by a CONV_2D: the channels its drowsy drops (channel granularity, exact
+ * kernels, the zero point inside its activation range). Written by an ADD of two such tensors of one shape:
+ * the channels zero in both (0 + 0 requantizes to the output zero point exactly, which its activation range
+ * must hold). */
+static int zero_channels(const tn_session *s, int32_t t, int C, uint64_t *z, int depth) {
+    const tn_model *m = s->m;
+    memset(z, 0, (size_t)(C + 63) / 64 * 8);
+    if (t < 0 || depth > 8 || m->tensors[t].ndim != 4 || m->tensors[t].dims[3] != C) return 0;
+    int w = -1;
+    for (int j = 0; j < m->n_ops; j++)
+        for (int k = 0; k < m->ops[j].n_out; k++)
+            if (m->ops[j].out[k] == t) {
+                if (w >= 0 || k != 0) return 0;
+                w = j;
+            }
+    if (w < 0) return 0;
+    const tn_op *po = &m->ops[w];
+    if (po->opcode == TN_OP_CONV_2D) {
+        const tn_layer_knobs *pk = &s->knobs[w];
+        if (!tn_drowsy_active(pk) || pk->drowsy_granularity != TN_GRAN_CHANNEL || tn_approx_knobs_active(pk)) return 0;
+        tn_conv_geom pg;
+        tn_conv_geom_get(m, po, &pg);
+        if (pg.out_zp < pg.act_min || pg.out_zp > pg.act_max || pg.cout != C) return 0;
+        const int32_t *prank = po->n_in > 6 && po->in[6] >= 0 ? (const int32_t *)tn_const_in(m, po, 6) : NULL;
+        int any = 0;
+        for (int c = 0; c < C; c++)
+            if (tn_drowsy_drop(pk, s->seed, (uint32_t)w, (uint64_t)c, prank)) {
+                z[c / 64] |= 1ull << (c % 64);
+                any = 1;
+            }
+        return any;
+    }
+    if (po->opcode == TN_OP_ADD && po->n_in == 2) {
+        const tn_tensor *a = &m->tensors[po->in[0]], *b = &m->tensors[po->in[1]], *y = &m->tensors[t];
+        const int32_t *p = po->p;
+        for (int d = 0; d < 4; d++)
+            if (a->ndim != 4 || b->ndim != 4 || a->dims[d] != y->dims[d] || b->dims[d] != y->dims[d]) return 0;
+        if (p[TN_P_ADD_A_ZP] != a->zero_point || p[TN_P_ADD_B_ZP] != b->zero_point || p[TN_P_ADD_OUT_ZP] != y->zero_point ||
+            p[TN_P_ADD_OUT_ZP] < p[TN_P_ADD_ACT_MIN] || p[TN_P_ADD_OUT_ZP] > p[TN_P_ADD_ACT_MAX])
+            return 0;
+        uint64_t zb[TN_ZERO_MAX_C / 64];
+        if (!zero_channels(s, po->in[0], C, z, depth + 1) || !zero_channels(s, po->in[1], C, zb, depth + 1)) {
+            memset(z, 0, (size_t)(C + 63) / 64 * 8);
+            return 0;
+        }
+        int any = 0;
+        for (int i = 0; i < (C + 63) / 64; i++) any |= (z[i] &= zb[i]) != 0;
+        return any;
+    }
+    return 0;
+}
+
+/* The input channels that hold real zero this inference (zero_channels) skipped (conv_inskip), or NULL (*out)
+ * where none are or it does not apply (this op with approximate knobs). */
 static int inskip_build(tn_session *s, int op, conv_inskip **out) {
     const tn_model *m = s->m;
     const tn_op *o = &m->ops[op];
@@ -541,18 +597,14 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
     if (!pp->xc_off || pp->producer < 0 || tn_approx_knobs_active(&s->knobs[op])) return TN_ERR_OK;
     const char *env = getenv("TUNABLE_INSKIP");  /* "0": every input channel computed (tests, measurements) */
     if (env && !strcmp(env, "0")) return TN_ERR_OK;
-    const int j = pp->producer;
-    const tn_layer_knobs *pk = &s->knobs[j];
-    if (!tn_drowsy_active(pk) || pk->drowsy_granularity != TN_GRAN_CHANNEL || tn_approx_knobs_active(pk)) return TN_ERR_OK;
-    tn_conv_geom g, pg;
+    tn_conv_geom g;
     tn_conv_geom_get(m, o, &g);
-    tn_conv_geom_get(m, &m->ops[j], &pg);
-    if (pg.out_zp < pg.act_min || pg.out_zp > pg.act_max || pg.out_zp != g.in_zp || pg.cout != g.cin) return TN_ERR_OK;
-    const tn_op *po = &m->ops[j];
-    const int32_t *prank = po->n_in > 6 && po->in[6] >= 0 ? (const int32_t *)tn_const_in(m, po, 6) : NULL;
     const int cin = g.cin, taps = g.kh * g.kw, mw = (cin + 63) / 64;
+    if (cin > TN_ZERO_MAX_C) return TN_ERR_OK;
+    uint64_t zc[TN_ZERO_MAX_C / 64];
+    if (!zero_channels(s, o->in[0], cin, zc, 0)) return TN_ERR_OK;
     int ck = 0;
-    for (int ic = 0; ic < cin; ic++) ck += !tn_drowsy_drop(pk, s->seed, (uint32_t)j, (uint64_t)ic, prank);
+    for (int ic = 0; ic < cin; ic++) ck += !((zc[ic / 64] >> (ic % 64)) & 1);
     if (ck == cin) return TN_ERR_OK;
     const int ck_alloc = ck ? ck : 1;  /* every input dropped: one (zero) channel keeps the layer well formed */
     /* constants: the kept weights, the bias folded over them, the op's other constants as they are */
@@ -571,7 +623,7 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
     ins->imask = (uint64_t *)((uint8_t *)idrop + a64((size_t)cin * 4));
     int nd = 0;
     for (int ic = 0, n = 0; ic < cin; ic++)
-        if (!tn_drowsy_drop(pk, s->seed, (uint32_t)j, (uint64_t)ic, prank) || (ck == 0 && ic == 0)) {
+        if (!((zc[ic / 64] >> (ic % 64)) & 1) || (ck == 0 && ic == 0)) {
             ins->ikeep[n++] = ic;
             ins->imask[ic / 64] |= 1ull << (ic % 64);
         } else {

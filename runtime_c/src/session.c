@@ -97,21 +97,25 @@ int tn_session_set_seed(tn_session *s, uint64_t seed) {
 }
 
 /* lets kernels rebuild what they derive from knobs and seed (op < 0: every op, in order). One op's knobs
- * also concern the ops reading its outputs (a conv skips the input channels its producer drops). */
+ * also concern every op downstream of it (a conv skips the input channels its producer drops, through ADDs
+ * too): those are rebuilt as well. */
 int tn_session_knobs_changed(tn_session *s, int op) {
     const tn_model *m = s->m;
-    for (int i = op < 0 ? 0 : op; i < m->n_ops; i++) {
+    uint8_t *affected = op < 0 ? NULL : (uint8_t *)calloc((size_t)m->n_tensors, 1);
+    if (op >= 0 && !affected) return TN_ERR_NO_MEMORY;
+    int rc = TN_ERR_OK;
+    for (int i = op < 0 ? 0 : op; i < m->n_ops && !rc; i++) {
+        const tn_op *o = &m->ops[i];
         int reads = i == op || op < 0;
-        for (int a = 0; a < m->ops[i].n_in && !reads; a++)
-            for (int b = 0; b < m->ops[op].n_out; b++) reads |= m->ops[i].in[a] >= 0 && m->ops[i].in[a] == m->ops[op].out[b];
+        for (int a = 0; a < o->n_in && !reads; a++) reads = o->in[a] >= 0 && affected[o->in[a]];
         if (!reads) continue;
-        const tn_kernel *k = tn_kernel_for_op(m->ops[i].opcode);
-        if (k->knobs_changed) {
-            int rc = k->knobs_changed(s, i);
-            if (rc) return rc;
-        }
+        if (affected)
+            for (int b = 0; b < o->n_out; b++) affected[o->out[b]] = 1;
+        const tn_kernel *k = tn_kernel_for_op(o->opcode);
+        if (k->knobs_changed) rc = k->knobs_changed(s, i);
     }
-    return TN_ERR_OK;
+    free(affected);
+    return rc;
 }
 
 int tn_session_run(tn_session *s) {
