@@ -109,26 +109,58 @@ class Ref:
         i = inside.reshape(M, self.kh * self.kw, cin)[:, :, ch].transpose(0, 2, 1)
         return c, i
 
-    def threshold(self):
-        """Per row: the largest accumulator that requantizes to act_min (None: none does), by bisection."""
+    def threshold(self, level=None):
+        """Per row: the largest accumulator that requantizes to at most `level` (default act_min; None: none
+        does), by bisection."""
+        level = self.lo if level is None else level
         span = self.K * 255 * 128
         A, B = self.bias - span, self.bias + span
         out = lambda a: requant(a, self.mult, self.shift, self.out_zp, -10**9, 10**9)  # noqa: E731
-        ok = out(A) <= self.lo
+        ok = out(A) <= level
         a, b = A.copy(), B.copy()
-        top = out(B) <= self.lo
+        top = out(B) <= level
         a[top] = B[top]
         for _ in range(40):
             mid = a + (b - a) // 2
-            good = out(mid) <= self.lo
+            good = out(mid) <= level
             a = np.where(good & (b - a > 1), mid, a)
             b = np.where(~good & (b - a > 1), mid, b)
         return np.where(ok, a, np.iinfo(np.int64).min)
 
 
-def reference(ref: Ref, x, knobs: dict, drop=None):
+def add_numpy(p: dict, a, b):
+    """The plan's ADD (TFLite's integer kernel) on int64 arrays."""
+    big = 10**12
+    ls = p["left_shift"]
+    sa = requant((np.asarray(a, np.int64) - p["a_zp"]) << ls, p["a_mult"], p["a_shift"], 0, -big, big)
+    sb = requant((np.asarray(b, np.int64) - p["b_zp"]) << ls, p["b_mult"], p["b_shift"], 0, -big, big)
+    return requant(sa + sb, p["out_mult"], p["out_shift"], p["out_zp"], p["act_min"], p["act_max"])
+
+
+def link_thresholds(ref: Ref, add_params: dict, conv_is_a: bool, res):
+    """[M, R] thresholds of a conv linked to an ADD (approx.c's header): per residual value v the largest conv
+    output Y[v] whose ADD output is act_min (by brute force over the conv's range), then the largest
+    accumulator that requantizes to at most Y[v]; int64 min where the element may not stop early."""
+    ys = np.arange(ref.lo, ref.hi + 1)
+    none = np.iinfo(np.int64).min
+    T = np.full(res.shape, none, np.int64)
+    cache = {}
+    for v in np.unique(res):
+        out = add_numpy(add_params, ys, v) if conv_is_a else add_numpy(add_params, v, ys)
+        ok = ys[out <= add_params["act_min"]]
+        if not len(ok):
+            continue
+        lvl = int(ok.max())
+        if lvl not in cache:
+            cache[lvl] = ref.threshold(lvl)
+        T = np.where(res == v, cache[lvl][None, :], T)
+    return T
+
+
+def reference(ref: Ref, x, knobs: dict, drop=None, T=None):
     """Outputs [M, R] and counters of the approximate path for knobs (dict of: lsb, tau, sign_exact, preview_p,
-    lut_id); drop: bool [M, R] of drowsy-dropped elements."""
+    lut_id); drop: bool [M, R] of drowsy-dropped elements; T: [M, R] early-exit thresholds (a residual link),
+    default the rows' own act_min thresholds."""
     X, inside = ref.gather(x)
     M, R, K = X.shape[0], ref.R, ref.K
     Xc = X - ref.zp
@@ -162,7 +194,7 @@ def reference(ref: Ref, x, knobs: dict, drop=None):
         used = keep.any(axis=0)
         ctr["weight_bytes"] = math.ceil(int(used.sum()) * K * artefacts.weight_bits(kw) / 8)
         return y, ctr
-    T = ref.threshold()
+    T = np.broadcast_to(ref.threshold()[None, :], (M, R)) if T is None else T
     touched = np.zeros(R, np.int64)
     macs = 0
     skipped = 0
@@ -172,17 +204,27 @@ def reference(ref: Ref, x, knobs: dict, drop=None):
         Pn = knobs["preview_p"]
         plen, rest, order = parse_preview(ref.sections[(artefacts.PREVIEW, 0)], R, K)
         q = plen.index(Pn)
-        pre = order[:, :Pn]
-        wk = np.take_along_axis(weff * kept, pre, axis=1)
-        part = (np.take_along_axis(Xc, np.broadcast_to(pre[None], (M, R, Pn)), axis=2) * wk[None]).sum(axis=2)
-        est = ref.bias[None] + part + rest[None, :, q]
-        skip = keep & (T[None] != np.iinfo(np.int64).min) & (est <= T[None])
+        # checks at every tabulated prefix length from q on, below K; the first that passes skips
+        skip = np.zeros((M, R), bool)
+        stop = np.zeros((M, R), np.int64)      # the prefix length at which a skipped element stopped
+        macs_skip = np.zeros((M, R), np.int64)
+        for j in range(q, len(plen)):
+            Pj = plen[j]
+            if Pj >= K:
+                break
+            pre = order[:, :Pj]
+            wk = np.take_along_axis(weff * kept, pre, axis=1)
+            part = (np.take_along_axis(Xc, np.broadcast_to(pre[None], (M, R, Pj)), axis=2) * wk[None]).sum(axis=2)
+            est = ref.bias[None] + part + rest[None, :, j]
+            now = keep & ~skip & (T != np.iinfo(np.int64).min) & (est <= T)
+            stop = np.where(now, Pj, stop)
+            macs_skip = np.where(now, np.take_along_axis(kept, pre, axis=1).sum(axis=1)[None], macs_skip)
+            skip |= now
         done = keep & ~skip
-        kp = np.take_along_axis(kept, pre, axis=1).sum(axis=1)
-        macs = int((skip * kp[None]).sum() + (done * kept.sum(axis=1)[None]).sum())
+        macs = int(macs_skip.sum() + (done * kept.sum(axis=1)[None]).sum())
         y = np.where(done, requant(full, ref.mult, ref.shift, ref.out_zp, ref.lo, ref.hi), y)
         y = np.where(skip, ref.lo, y)
-        touched = np.where(done.any(axis=0), K, np.where(skip.any(axis=0), Pn, 0))
+        touched = np.where(done.any(axis=0), K, stop.max(axis=0))
         skipped, computed = int(skip.sum()), int(done.sum())
         wb = math.ceil(int(touched.sum()) * (8 - t) / 8) + int(touched.sum()) * idx_bytes
     elif tau or knobs.get("sign_exact"):
@@ -198,9 +240,9 @@ def reference(ref: Ref, x, knobs: dict, drop=None):
             terms = xr[:, neg] * weff[r, neg]
             for m in np.nonzero(keep[:, r])[0]:
                 nn = len(neg)
-                if knobs.get("sign_exact") and nonneg[m, min(r, nonneg.shape[1] - 1)] and T[r] != np.iinfo(np.int64).min:
+                if knobs.get("sign_exact") and nonneg[m, min(r, nonneg.shape[1] - 1)] and T[m, r] != np.iinfo(np.int64).min:
                     acc, j = acc0[m], 0
-                    while j < nn and acc > T[r]:
+                    while j < nn and acc > T[m, r]:
                         acc += terms[m, j]
                         j += 1
                     if j < nn:  # stopped early
@@ -460,7 +502,9 @@ def test_default_plan_holds_orders_but_no_tables(mlperf):
         if l.op in ("CONV_2D", "FULLY_CONNECTED"):
             info = artefacts.layer_info(m, l)
             assert info["sorted"] and not info["luts"]
-            assert bool(info["preview"]) == (l.op == "CONV_2D" and l.params["act_min"] >= l.params["out_zp"])
+            # CONV_2D followed by ReLU, or linked to an ADD with ReLU (conv_3, conv_5, conv_8)
+            relu = l.params.get("act_min", -128) >= l.params.get("out_zp", 0) or "residual" in l.has_inputs
+            assert bool(info["preview"]) == (l.op == "CONV_2D" and relu)
 
 
 def test_knob_errors_name_the_layer(resnet):
@@ -576,3 +620,138 @@ def test_fuzzed_blobs_never_load_wrong(conv_blob, reference_kernels, monkeypatch
         monkeypatch.setattr(artefacts, "layer_artefacts", lambda *a, c=cut, **k: np.frombuffer(blob[:c], np.uint8).copy())
         with pytest.raises(PlanError, match="artefacts"):
             tunable.load(OPS / "conv_7x9_cin3_k3_same_relu.tflite", cache=False, compile_options=CompileOptions())
+
+
+# ================================================================ residual links: CONV_2D -> ADD with ReLU
+
+def _linked_resnet(path, calib):
+    """ResNet-8 compiled with the linked convs' inputs, residuals and ADD outputs kept as graph outputs (the
+    convs' own outputs are not, so the links stay), preview statistics from `calib`."""
+    from tunable.compiler import compile_graph
+    from tunable.session import Model
+    from tunable.tflite_reader import read_tflite
+    base = tunable.load(path)
+    names = set()
+    for l in base.layers:
+        if "residual" in l.has_inputs:
+            add = base.layers[l.params["residual_add"]]
+            names |= {base.tensor_info(t).name for t in (l.in_tensors[0], l.in_tensors[9], add.out_tensor)}
+    g = read_tflite(path)
+    g.outputs = list(dict.fromkeys(g.outputs + [t.index for t in g.tensors if t.name in names]))
+    opts = artefacts.calibrate(path, calib, CompileOptions(), gram_samples=0, patch_samples=4)
+    return Model(compile_graph(g, opts), str(path))
+
+
+@pytest.fixture(scope="module")
+def linked(mlperf, cifar):
+    return _linked_resnet(mlperf["resnet8"], cifar[8:12])
+
+
+def test_resnet_plan_links_the_convs_before_an_add_with_relu(resnet):
+    """conv_3/5/8 feed only an ADD with fused ReLU; the 1x1 shortcut convs (the ADDs' other inputs) move before
+    them. Without artefacts the plan is the plain one: no links, the .tflite order."""
+    order = [l.name for l in resnet.layers]
+    linked = {l.name: l for l in resnet.layers if "residual" in l.has_inputs}
+    assert sorted(linked) == ["conv_3", "conv_5", "conv_8"]
+    for name, l in linked.items():
+        add = resnet.layers[l.params["residual_add"]]
+        assert add.op == "ADD" and sorted(add.in_tensors) == sorted([l.out_tensor, l.in_tensors[9]])
+        made = [p.name for p in resnet.layers if p.out_tensor == l.in_tensors[9]]
+        assert order.index(made[0]) < order.index(name) < order.index(add.name)
+    assert order.index("conv_6") < order.index("conv_5") and order.index("conv_9") < order.index("conv_8")
+    plain = tunable.load(resnet.source, compile_options=CompileOptions(artefacts=False), cache=False)
+    assert not any("residual" in l.has_inputs for l in plain.layers)
+    p_order = [l.name for l in plain.layers]
+    assert p_order.index("conv_5") < p_order.index("conv_6") and p_order.index("conv_8") < p_order.index("conv_9")
+
+
+def test_linked_convs_match_numpy(linked, cifar, reference_kernels):
+    """The ADD's output and the conv's counters equal the numpy model of the linked rule (thresholds from the
+    residual per element); sign_exact leaves the ADD's output bit-identical."""
+    m = linked
+    s = m.session()
+    early = 0
+    for name in ("conv_3", "conv_8"):
+        layer = m.layer(name)
+        assert "residual" in layer.has_inputs
+        ref = Ref(m, layer)
+        add = m.layers[layer.params["residual_add"]]
+        conv_is_a = add.in_tensors[0] == layer.out_tensor
+        cases = [(Knobs(sign_exact={name: True}), dict(sign_exact=True)),
+                 (Knobs(sign_exact={name: True}, prune={name: 3}), dict(sign_exact=True, tau=3))]
+        for f in (0.125, 0.5):
+            cases.append((Knobs(conv_preview={name: f}), dict(preview_p=artefacts.preview_length(m, layer, f, ref.K))))
+        for knobs, kd in cases:
+            for i in range(2):
+                x0 = cifar[i:i + 1]
+                s.set_knobs(Knobs())
+                s.run(x0)
+                x, res = s.tensor(layer.in_tensors[0]), s.tensor(layer.in_tensors[9]).reshape(-1, ref.R).astype(np.int64)
+                exact = s.tensor(add.out_tensor).copy()
+                s.set_knobs(knobs)
+                s.run(x0)
+                ctr = {k: s.stats.layer(name).counters[k] for k in COUNTED}
+                got = s.tensor(add.out_tensor).reshape(-1, ref.R)
+                y_ref, ctr_ref = reference(ref, x, kd, T=link_thresholds(ref, add.params, conv_is_a, res))
+                a_ref = add_numpy(add.params, y_ref, res) if conv_is_a else add_numpy(add.params, res, y_ref)
+                np.testing.assert_array_equal(got, a_ref, err_msg=f"{name} {knobs}")
+                assert ctr == ctr_ref, f"{name} {knobs}: {ctr} != {ctr_ref}"
+                if kd == dict(sign_exact=True):
+                    np.testing.assert_array_equal(got, exact.reshape(-1, ref.R))
+                    early += ctr["outputs_skipped"]
+    assert early > 0
+
+
+def _op_record(plan: bytes, i: int) -> int:
+    from tunable import planspec as ps
+    n = struct.unpack_from("<I", plan, 16)[0]
+    for k in range(n):
+        sid, off, size, count = struct.unpack_from("<IIII", plan, ps.HEADER_BYTES + 16 * k)
+        if sid == ps.SECTIONS["OPS"]:
+            return off + i * ps.OP_RECORD_BYTES
+    raise AssertionError("no OPS section")
+
+
+def _patch_op(plan: bytes, i: int, *, inp=None, param=None, value=0) -> bytes:
+    from tunable import planspec as ps
+    out = bytearray(plan)
+    rec = _op_record(plan, i)
+    if inp is not None:
+        struct.pack_into("<i", out, rec + 8 + 4 * inp, value)
+    if param is not None:
+        struct.pack_into("<i", out, rec + 8 + 4 * (ps.MAX_OP_INPUTS + ps.MAX_OP_OUTPUTS) + 4 * param, value)
+    out[12:16] = struct.pack("<I", zlib.crc32(bytes(out[16:])) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def test_bad_residual_links_are_rejected(resnet):
+    from tunable import planspec as ps
+    names = [l.name for l in resnet.layers]
+    i8, l8 = names.index("conv_8"), resnet.layer("conv_8")
+    a3, pool = l8.params["residual_add"], names.index("avgpool_1")
+    RES, RADD = ps.OPS["CONV_2D"]["inputs"].index("residual"), ps.OPS["CONV_2D"]["params"].index("residual_add")
+    cases = [
+        (dict(param=RADD, value=i8), "must come after this op"),
+        (dict(param=RADD, value=len(names)), "must come after this op"),
+        (dict(param=RADD, value=pool), "is not an ADD of this op's output"),
+        (dict(inp=RES, value=l8.in_tensors[0]), "is not an ADD of this op's output"),
+        (dict(inp=RES, value=resnet.layer("conv_7").in_tensors[0]), "shaped like the output"),
+        (dict(inp=RES, value=l8.in_tensors[1]), "arena tensor"),
+        (dict(inp=RES, value=l8.in_tensors[2]), "is int32, expected int8"),
+    ]
+    resnet.session()  # the unpatched plan loads
+    for kw, msg in cases:
+        with pytest.raises(PlanError, match=re.escape(msg)):
+            tunable.session.Model(_patch_op(resnet.plan, i8, **kw), "bad link")
+    # another reader of the conv's output (the pool reads it instead of the ADD's output)
+    with pytest.raises(PlanError, match="also read by op"):
+        tunable.session.Model(_patch_op(resnet.plan, pool, inp=0, value=l8.out_tensor), "bad link")
+    # a residual written after the conv: the shortcut conv back after it (swap the two op records)
+    i9 = names.index("conv_9")
+    out = bytearray(resnet.plan)
+    r8, r9 = _op_record(resnet.plan, i8), _op_record(resnet.plan, i9)
+    rec8, rec9 = out[r8:r8 + ps.OP_RECORD_BYTES], out[r9:r9 + ps.OP_RECORD_BYTES]
+    out[r8:r8 + ps.OP_RECORD_BYTES], out[r9:r9 + ps.OP_RECORD_BYTES] = rec9, rec8
+    out[12:16] = struct.pack("<I", zlib.crc32(bytes(out[16:])) & 0xFFFFFFFF)
+    with pytest.raises(PlanError, match="not before this op"):
+        tunable.session.Model(bytes(out), "bad link")

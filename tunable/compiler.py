@@ -16,7 +16,7 @@ from .graph import Graph, Op, Tensor
 from .plan import PlanOp, PlanTensor, plan_arena, serialize
 from .quant import activation_range, quantize_multipliers
 
-COMPILER_VERSION = "5"
+COMPILER_VERSION = "6"
 
 LOWERINGS: dict[str, Callable[["Lowering", Op], None]] = {}
 
@@ -62,6 +62,10 @@ class CompileOptions:
     # standard deviations of the unseen remainder (larger: fewer, safer skips)
     preview_steps: int = 32
     preview_sigma: float = 1.0
+    # per CONV_2D layer: centred receptive fields [N, K] from calibration (artefacts.collect_patches); with them
+    # the remainder estimate is this quantile of the remainder over them (a float, or {layer: float})
+    approx_patches: dict | None = None
+    preview_quantile: object = 0.995
 
     def key(self) -> str:
         """A stable digest of the options, for the plan cache."""
@@ -69,6 +73,10 @@ class CompileOptions:
         h = hashlib.sha256(repr(self.artefacts).encode())
         h.update(repr((self.lut if not isinstance(self.lut, dict) else sorted(self.lut.items()), self.lut_codebook,
                        self.lut_bias_correction, self.lut_weighting, self.preview_steps, self.preview_sigma)).encode())
+        q = self.preview_quantile
+        h.update(repr(sorted(q.items()) if isinstance(q, dict) else q).encode())
+        for name in sorted(self.approx_patches or {}):
+            h.update(name.encode() + np.ascontiguousarray(self.approx_patches[name], dtype=np.int16).tobytes())
         for name in sorted(self.approx_stats or {}):
             h.update(name.encode() + np.ascontiguousarray(self.approx_stats[name], dtype=np.int64).tobytes())
         h.update(self.lut_assign.encode())
@@ -229,10 +237,115 @@ def compile_graph(g: Graph, options: CompileOptions | None = None) -> bytes:
         src = Op(-1, "QUANTIZE", [gi], [twin])
         LOWERINGS["QUANTIZE"](lw, src)
         lw.ops[-1].name = f"output_to_uint8_{len(lw.ops)}"
+    _link_residuals(lw)
     inputs = [lw.t(in_twins.get(i, i)) for i in g.inputs]
     outputs = [lw.t(out_twins.get(o, o)) for o in g.outputs]
     plan_arena(lw.tensors, lw.ops, inputs, outputs)
     return serialize(lw.tensors, lw.ops, inputs, outputs)
+
+
+# ------------------------------------------------------------------ CONV_2D -> ADD(activation) links
+
+def _residual_link(g: Graph, op: Op) -> tuple[int, int, int] | None:
+    """(ADD node, residual tensor, its producer node or -1) when this CONV_2D's output feeds only an ADD whose
+    fused activation clamps, with the same shape on both inputs and the output, and the ADD's other input can
+    be computed before the conv (already is, or its producer depends only on what precedes the conv and can
+    move there). The sign knobs then predict the ADD's clamp from the conv's partial sums plus the residual."""
+    y = op.outputs[0]
+    if y in g.outputs:
+        return None
+    users = [o for o in g.ops if y in o.inputs]
+    if len(users) != 1 or users[0].opname != "ADD" or len(users[0].inputs) != 2:
+        return None
+    add = users[0]
+    if add.options.get("fused_activation_function", "NONE") not in ("RELU", "RELU6", "RELU_N1_TO_1"):
+        return None
+    others = [i for i in add.inputs if i != y]
+    if len(others) != 1 or add.inputs.count(y) != 1:
+        return None
+    r = others[0]
+    tr, ty, to = g.tensors[r], g.tensors[y], g.tensors[add.outputs[0]]
+    if tr.data is not None or tr.dtype not in ("int8", "uint8") or not (tuple(tr.shape) == tuple(ty.shape) ==
+                                                                       tuple(to.shape)):
+        return None
+    pos = {o.index: i for i, o in enumerate(g.ops)}
+    prod = [o for o in g.ops if r in o.outputs]
+    # two convs meeting at the ADD are each other's residual: link the one with more MACs (ties: the first)
+    if prod and prod[0].opname == "CONV_2D" and [o for o in g.ops if r in o.inputs] == [add] and r not in g.outputs:
+        def macs(o: Op) -> int:
+            return int(np.prod(g.tensors[o.inputs[1]].shape)) * int(np.prod(g.tensors[o.outputs[0]].shape[1:3]))
+        if (macs(prod[0]), -pos[prod[0].index]) > (macs(op), -pos[op.index]):
+            return None
+    if not prod:
+        return (add.index, r, -1) if r in g.inputs else None
+    p = prod[0]
+    if pos[p.index] < pos[op.index]:
+        return add.index, r, p.index
+    if pos[p.index] > pos[add.index]:
+        return None
+    # movable before the conv: every input of the producer is a constant, a graph input or made before the conv
+    made_before = {t for o in g.ops[:pos[op.index]] for t in o.outputs} | set(g.inputs)
+    if all(i < 0 or g.tensors[i].data is not None or i in made_before for i in p.inputs):
+        return add.index, r, p.index
+    return None
+
+
+def _link_residuals(lw: "Lowering") -> None:
+    """Moves each linked residual's producer before its conv (see _residual_link) and fills the conv's
+    `residual` input and `residual_add` parameter (the ADD's plan op index). One conv per ADD: the one with
+    the most MACs (of two convs that meet at an ADD, each is the other's residual). Links whose ops did not
+    lower to exactly one plan op each are dropped; if the moved order is not a valid schedule, the original
+    order is kept with only the links that need no move."""
+    links = dict(getattr(lw, "residual_links", {}))
+    if not links:
+        return
+    count: dict[int, int] = {}
+    for o in lw.ops:
+        count[o.node] = count.get(o.node, 0) + 1
+    links = {c: v for c, v in links.items()
+             if all(count.get(n, 0) == 1 for n in (c, v[0]) + ((v[2],) if v[2] >= 0 else ()))}
+
+    def at(node: int) -> int:
+        return next(i for i, o in enumerate(lw.ops) if o.node == node)
+
+    def macs(node: int) -> int:
+        op = lw.ops[at(node)]
+        return int(np.prod(lw.tensors[op.inputs[1]].shape)) * int(np.prod(lw.tensors[op.outputs[0]].shape[1:3]))
+
+    best: dict[int, int] = {}
+    for c, v in links.items():
+        if v[0] not in best or macs(c) > macs(best[v[0]]):
+            best[v[0]] = c
+    links = {c: links[c] for c in best.values()}
+
+    def valid() -> bool:
+        made: set[int] = set()
+        producers = {t for o in lw.ops for t in o.outputs}
+        for o in lw.ops:
+            if any(t in producers and t not in made for t in o.inputs if t >= 0):
+                return False
+            made.update(o.outputs)
+        return True
+
+    def apply(chosen: dict) -> None:
+        for conv_node, (add_node, r, prod_node) in chosen.items():
+            c = at(conv_node)
+            if prod_node >= 0 and at(prod_node) > c:
+                lw.ops.insert(c, lw.ops.pop(at(prod_node)))
+        for conv_node, (add_node, r, prod_node) in chosen.items():
+            op = lw.ops[at(conv_node)]
+            op.inputs[:] = op.inputs[:9] + [-1] * (9 - len(op.inputs)) + [lw.t(r)]
+            op.params["residual_add"] = at(add_node)
+
+    original = list(lw.ops)
+    saved = {c: (list(lw.ops[at(c)].inputs), dict(lw.ops[at(c)].params)) for c in links}
+    apply(links)
+    if not valid():
+        lw.ops[:] = original
+        for c, (ins, params) in saved.items():
+            op = lw.ops[at(c)]
+            op.inputs[:], op.params = ins, params
+        apply({c: v for c, v in links.items() if v[2] < 0 or at(v[2]) < at(c)})
 
 
 # ------------------------------------------------------------------ core lowerings
@@ -302,9 +415,14 @@ def _conv_like(lw: Lowering, op: Op, depthwise: bool) -> None:
         rc, rr = ranks
         ins += [lw.const(np.asarray(rc, np.int32), f"{name}/rank_channel"),
                 lw.const(np.asarray(rr, np.int32), f"{name}/rank_row")]
+    link = None
+    if lw.options.artefacts and w_zp == 0 and not depthwise:
+        link = _residual_link(lw.g, op)
+        if link is not None:
+            lw.__dict__.setdefault("residual_links", {})[op.index] = link
     if lw.options.artefacts and w_zp == 0:  # approximate knobs' artefacts (tunable/artefacts.py)
         from .artefacts import conv_geom, layer_artefacts
-        blob = layer_artefacts(conv_geom(w.data, depthwise, bias, x.zp, lo >= y.zp, x.shape, y.shape,
+        blob = layer_artefacts(conv_geom(w.data, depthwise, bias, x.zp, lo >= y.zp or link is not None, x.shape, y.shape,
                                          (stride_h, stride_w), (dil_h, dil_w), (pt, pl)), name, lw.options)
         if blob is not None:
             ins += [-1] * (8 - len(ins)) + [lw.const(blob, f"{name}/artefacts")]

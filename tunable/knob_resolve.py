@@ -50,8 +50,9 @@ def _fc_k(layer) -> int:
 
 
 def _relu(layer) -> bool:
-    """The conv's output cannot go below real zero (fused ReLU/ReLU6, or a range that starts at zero)."""
-    return layer.params.get("act_min", -128) >= layer.params.get("out_zp", 0)
+    """The conv's output cannot go below real zero (fused ReLU/ReLU6, or a range that starts at zero), or it
+    feeds only an ADD whose activation clamps (a residual link: the sign knobs predict the ADD's clamp)."""
+    return layer.params.get("act_min", -128) >= layer.params.get("out_zp", 0) or "residual" in layer.has_inputs
 
 
 def _per_layer(knobs: Knobs, name: str) -> bool:

@@ -33,10 +33,15 @@ STORAGE = {"ARENA": 0, "CONST": 1}
 # Op inputs and parameter slots, by opcode. Inputs name tensor slots (-1 = absent); params are int32.
 # Float-valued quantities never reach C: the compiler turns them into multipliers and shifts.
 _CONV_PARAMS = ["stride_h", "stride_w", "dil_h", "dil_w", "pad_top", "pad_left", "act_min", "act_max",
-                "in_zp", "out_zp", "w_zp", "depth_mult"]
+                "in_zp", "out_zp", "w_zp", "depth_mult", "residual_add"]
 # rank_*: drowsy importance ranks; artefacts: a uint8 blob of compile-time knob artefacts for the layer
 # (look-up tables, sorted and sign-ordered weights, preview orders; format in runtime_c/src/artefacts.h)
-_CONV_INPUTS = ["x", "w", "bias", "mult", "shift", "bias_folded", "rank_channel", "rank_row", "artefacts"]
+# residual (CONV_2D only, optional): the conv's output feeds only the ADD at op index `residual_add` (later
+# in the plan), whose activation clamps; `residual` is that ADD's other input, computed before the conv. The
+# sign knobs (conv_preview, sign_exact) then skip the conv elements whose ADD output clamps to its act_min
+# and write the conv's act_min there (ADD is monotone in each input, so the ADD output is unchanged).
+_CONV_INPUTS = ["x", "w", "bias", "mult", "shift", "bias_folded", "rank_channel", "rank_row", "artefacts",
+                "residual"]
 OPS: dict[str, dict] = {
     # weights [Cout, KH, KW, Cin]; bias int32 [Cout]; mult/shift int32 [Cout];
     # bias_folded[c] = bias[c] - in_zp * sum(w[c]) (used by the fast path)

@@ -26,11 +26,12 @@
  *   kind 2 PREVIEW (arg 0; at most one; CONV_2D only): the conv preview's orders and estimator tables.
  *       u16 nq (1..64); u16 zero; u16 plen[nq] (strictly increasing, within 1..K); zero bytes to a multiple
  *       of 4; i32 rest[rows][nq]; idx order[rows][K].
- *       Row r's order is a permutation of 0..K-1, most important position first (|w| * E|x - zp| over
+ *       Row r's order is a permutation of 0..K-1, most important position first (|w| * std(x) over
  *       calibration data, else |w|). The preview accumulates the first P = plen[q] positions (P must be one
- *       of the tabulated lengths) and estimates the full accumulator as bias + partial + rest[r][q], where
- *       rest is the expected sum of the remaining positions plus a compile-time number of standard
- *       deviations (calibration statistics of the inputs; 0 without them).
+ *       of the tabulated lengths) and estimates the full accumulator as bias + partial + rest[r][q], then
+ *       again at plen[q + 1], plen[q + 2], ... (approx.c), where rest[r][j] is a calibration quantile of
+ *       the sum of the positions after plen[j] (or their expected sum plus a number of standard deviations;
+ *       0 without calibration data).
  *   kind 3 LUT (arg = configuration id, 1..255, unique; any number): one look-up-table configuration.
  *       sub-header, 16 bytes: u16 K_w (2..256); u16 K_a (2..256); u8 per_channel (0 or 1);
  *                             u8 wbits (4 when K_w <= 16, else 8); u16 zero; i32 in_zp (= the op's);

@@ -354,6 +354,8 @@ int tn_model_load(const void *data, size_t size, tn_model **out, char *err, size
             if ((rc = tn_approx_prepare(m, op, err, errlen))) goto fail;  /* knob artefacts, approx paths' scratch */
             if (op->scratch_bytes > m->scratch_bytes) m->scratch_bytes = op->scratch_bytes;
         }
+        for (int i = 0; i < m->n_ops; i++)  /* links between ops (the sign knobs' CONV_2D -> ADD) */
+            if ((rc = tn_approx_link_check(m, &m->ops[i], err, errlen))) goto fail;
     }
     *out = m;
     return TN_ERR_OK;
