@@ -422,11 +422,13 @@ def test_chain_input_skip_variants_equal_reference(shape, knobs, strategy, monke
         monkeypatch.setenv("TUNABLE_DROWSY", strategy)
     n, h, w, c0, c1, c2, k, st, dil, pad, aa, ab, add = shape
     m = chain_model(_seed(shape), n, h, w, c0, c1, c2, k, st, dil, pad, aa, ab, add, ranks=True)
+    assert_all_equal(m, knobs)   # skipping where the cost model expects a gain
+    monkeypatch.setenv("TUNABLE_INSKIP", "1")   # skipping wherever exact
     assert_all_equal(m, knobs)
     skipping = run_all(m, knobs)
     monkeypatch.setenv("TUNABLE_INSKIP", "0")
     full = run_all(m, knobs)
-    monkeypatch.delenv("TUNABLE_INSKIP")
+    monkeypatch.setenv("TUNABLE_INSKIP", "1")
     for v in skipping:
         for a, b in zip(skipping[v][0], full[v][0]):
             assert np.array_equal(a, b), f"{m.source} {knobs}: variant {v} with input skipping differs"
@@ -455,8 +457,9 @@ def test_chain_input_skip_variants_equal_reference(shape, knobs, strategy, monke
     assert c_skip["act_bytes_in"] == c_full["act_bytes_in"]
 
 
-def test_chain_input_skip_follows_the_producer():
+def test_chain_input_skip_follows_the_producer(monkeypatch):
     """Knobs set on the producer alone (set_knobs per op, then back off) rebuild what its consumer skips."""
+    monkeypatch.setenv("TUNABLE_INSKIP", "1")
     m = chain_model(9, 1, 8, 8, 3, 16, 16, (3, 3), (1, 1), (1, 1), "SAME")
     x = np.random.default_rng(0).integers(-128, 128, m.inputs[0].shape).astype(np.int8)
     plain = m.session()
@@ -509,6 +512,8 @@ def test_input_skip_through_add(knobs, monkeypatch):
     m = chain_model(11, 1, 9, 8, 3, 24, 24, (3, 3), (1, 1), (1, 1), "SAME", "RELU", "RELU", add=True,
                     ranks=True, after_add=True)
     assert_all_equal(m, knobs)
+    monkeypatch.setenv("TUNABLE_INSKIP", "1")
+    assert_all_equal(m, knobs)
     skipping = run_all(m, knobs)
     monkeypatch.setenv("TUNABLE_INSKIP", "0")
     full = run_all(m, knobs)
@@ -519,7 +524,7 @@ def test_input_skip_through_add(knobs, monkeypatch):
     s.set_knobs(knobs)
     s.run(np.zeros(m.inputs[0].shape, np.int8))
     c_full = s.stats.layer("conv_3").counters
-    monkeypatch.delenv("TUNABLE_INSKIP")
+    monkeypatch.setenv("TUNABLE_INSKIP", "1")
     s = m.session()
     s.set_knobs(knobs)
     s.run(np.zeros(m.inputs[0].shape, np.int8))

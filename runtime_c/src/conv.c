@@ -595,7 +595,8 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
     const conv_prep *pp = (const conv_prep *)o->prepared;
     *out = NULL;
     if (!pp->xc_off || pp->producer < 0 || tn_approx_knobs_active(&s->knobs[op])) return TN_ERR_OK;
-    const char *env = getenv("TUNABLE_INSKIP");  /* "0": every input channel computed (tests, measurements) */
+    /* "0": every input channel computed; "1": skipped wherever exact, gain or not (tests, measurements) */
+    const char *env = getenv("TUNABLE_INSKIP");
     if (env && !strcmp(env, "0")) return TN_ERR_OK;
     tn_conv_geom g;
     tn_conv_geom_get(m, o, &g);
@@ -689,7 +690,26 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
     }
     char err[256];
     const int packs = tn_arch->q8_gemm ? PACK_VNNI : tn_arch->q16_gemm ? PACK_AVX2 : 0;
-    if (conv_prepare_sel(&ins->m, &ins->op, err, sizeof err, packs) || ins->op.scratch_bytes > pp->xc_off) {
+    int skip = !conv_prepare_sel(&ins->m, &ins->op, err, sizeof err, packs) && ins->op.scratch_bytes <= pp->xc_off;
+    if (skip && getenv("TUNABLE_INSKIP") == NULL && pp->q8) {
+        /* On a CPU with VNNI (groups of 4 channels) only where the smaller layer is expected to save more than
+         * the gather costs (a quarter of 16 input channels dropped, on a 32x32 input, does not). The cost model
+         * of the layer's own preparation decides, whichever variant runs, so that every variant computes (and
+         * counts) the same. */
+        const tn_layer_knobs *kn = &s->knobs[op];
+        double keep = 1.0;
+        if (tn_drowsy_active(kn) && kn->drowsy_granularity != TN_GRAN_ELEMENT)
+            keep = kn->drowsy_select ? 1.0 - (double)kn->drowsy_drop_count /
+                                                 m->tensors[o->in[kn->drowsy_granularity == TN_GRAN_CHANNEL ? 6 : 7]].dims[0]
+                                     : 1.0 - (double)kn->drowsy_threshold / 4294967296.0;
+        const int nk = TN_MAX(1, (int)(g.cout * keep + 0.5)), row = kn->drowsy_granularity == TN_GRAN_ROW;
+        tn_conv_geom sg;
+        tn_conv_geom_get(&ins->m, &ins->op, &sg);
+        const double full = TN_MIN(pp->px ? px_cost(&g, pp, nk, row) : 1e300, q8_cost(&g, pp, nk, row));
+        const double small = TN_MIN(pp->px ? px_cost(&sg, pp, nk, row) : 1e300, q8_cost(&sg, pp, nk, row));
+        skip = small + 0.25 * g.n * g.h * g.w * g.cin < full;
+    }
+    if (!skip) {
         free(ins->op.prepared);
         free(ins->consts);
         free(ins);
