@@ -58,12 +58,14 @@ class CompileOptions:
     # weight indices and levels are refined by output error ("nearest": plain k-means assignment)
     approx_gram: dict | None = None
     lut_assign: str = "gram"
-    # conv preview: estimator tables at this many fractions of the reduction, with a margin of this many
-    # standard deviations of the unseen remainder (larger: fewer, safer skips)
+    # conv preview: estimator tables at this many fractions of the reduction (the preview checks at each one
+    # from the knob's fraction on). The remainder estimate: with calibration receptive fields (approx_patches,
+    # per CONV_2D layer, centred [N, K], artefacts.collect_patches) the preview_quantile of the remainder's sum
+    # over them (a float, or {layer: float}; larger: fewer, safer skips; 0.995 chosen on the training split by
+    # the rate of wrongly skipped elements); without them, the remainder's mean plus preview_sigma standard
+    # deviations of independent inputs (from the input histograms)
     preview_steps: int = 32
     preview_sigma: float = 1.0
-    # per CONV_2D layer: centred receptive fields [N, K] from calibration (artefacts.collect_patches); with them
-    # the remainder estimate is this quantile of the remainder over them (a float, or {layer: float})
     approx_patches: dict | None = None
     preview_quantile: object = 0.995
 
