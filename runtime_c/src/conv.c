@@ -32,6 +32,8 @@ typedef struct {
      * the input's kept channels (input-channel skipping, conv_inskip) */
     int producer;
     size_t xc_off;
+    /* an input-skipping layer whose drowsy subsets are packed per seed: no dense packing (never read) */
+    int nodense;
 } conv_prep;
 
 static int check_rank_tensor(const tn_model *m, const tn_op *op, int slot, int64_t n, char *err, size_t errlen) {
@@ -97,7 +99,8 @@ static int px_choose(const tn_conv_geom *g, const conv_prep *pp, int nk, int per
 /* Geometry and packing of the positions-in-lanes path into mem (the offsets, then the weights). The padded
  * extent the outputs read is (o - 1) * s + (k - 1) * d + 1 rows (columns) from the top (left) pad, split
  * into s phases of Hq rows (Wq columns). */
-static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g, conv_prep *pp, uint8_t *mem) {
+static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g, conv_prep *pp, uint8_t *mem,
+                       int pack) {
     const int G = (g->cin + 3) / 4, kg = g->kh * g->kw * G;
     const int hp = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1, wp = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
     const int Hq = (hp + g->sh - 1) / g->sh, Wq = (wp + g->sw - 1) / g->sw;
@@ -113,9 +116,15 @@ static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g
                     ((int64_t)ph * G + gi) * plane + ((int64_t)((ky * g->dh) / g->sh) * Wq + (kx * g->dw) / g->sw) * 4;
             }
     void *pw = (void *)(((uintptr_t)(mem + a64((size_t)kg * 8)) + 63) & ~(uintptr_t)63);
-    tn_px_pack(g->cout, g->cout, g->kh, g->kw, g->cin, (const int8_t *)tn_const_in(m, op, 1), NULL,
-               (const int32_t *)tn_const_in(m, op, 5), (const int32_t *)tn_const_in(m, op, 3),
-               (const int32_t *)tn_const_in(m, op, 4), pw, &pp->px_packed);
+    if (pack) {
+        tn_px_pack(g->cout, g->cout, g->kh, g->kw, g->cin, (const int8_t *)tn_const_in(m, op, 1), NULL,
+                   (const int32_t *)tn_const_in(m, op, 5), (const int32_t *)tn_const_in(m, op, 3),
+                   (const int32_t *)tn_const_in(m, op, 4), pw, &pp->px_packed);
+    } else {
+        memset(&pp->px_packed, 0, sizeof pp->px_packed);
+        pp->px_packed.n = pp->px_packed.cout = g->cout;
+        pp->px_packed.kg = kg;
+    }
     pp->px = 1;
     pp->px_G = G;
     pp->px_Hq = Hq;
@@ -127,7 +136,7 @@ static void px_prepare(const tn_model *m, const tn_op *op, const tn_conv_geom *g
     pp->px_dense = px_choose(g, pp, g->cout, 0);
 }
 
-enum { PACK_VNNI = 1, PACK_AVX2 = 2 };
+enum { PACK_VNNI = 1, PACK_AVX2 = 2, PACK_NODENSE = 4 };
 
 /* packs: the packed paths to prepare (an input-skipping layer prepares only the running variant's) */
 static int conv_prepare_sel(tn_model *m, tn_op *op, char *err, size_t errlen, int packs) {
@@ -163,8 +172,13 @@ static int conv_prepare_sel(tn_model *m, tn_op *op, char *err, size_t errlen, in
         void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
         if (has_q16) {
             void *qm = (void *)(((uintptr_t)((uint8_t *)mem + pb + pxb) + 63) & ~(uintptr_t)63);
-            tn_q16_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
-                        (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), qm, &pp->q16pk);
+            if (packs & PACK_NODENSE) {
+                memset(&pp->q16pk, 0, sizeof pp->q16pk);
+                pp->q16pk.N = g.cout, pp->q16pk.K = K, pp->q16pk.K2 = (K + 1) / 2, pp->q16pk.NB = (g.cout + 7) / 8;
+            } else {
+                tn_q16_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+                            (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), qm, &pp->q16pk);
+            }
             pp->q16 = 1;
             /* per thread: int16 im2col rows, compact outputs; keep list and flags as the portable path's */
             pp->q16_cols_bytes = a64((size_t)pp->rows_per_block * g.ow * pp->q16pk.K2 * 4);
@@ -176,9 +190,14 @@ static int conv_prepare_sel(tn_model *m, tn_op *op, char *err, size_t errlen, in
     if (has_q8) {
         const size_t pb = tn_q8_packed_bytes(g.cout, K);
         void *mem = (void *)(((uintptr_t)(pp + 1) + 63) & ~(uintptr_t)63);
-        px_prepare(m, op, &g, pp, (uint8_t *)mem + pb);
-        tn_q8_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
-                   (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed);
+        px_prepare(m, op, &g, pp, (uint8_t *)mem + pb, !(packs & PACK_NODENSE));
+        if (packs & PACK_NODENSE) {
+            memset(&pp->packed, 0, sizeof pp->packed);
+            pp->packed.N = g.cout, pp->packed.K = K, pp->packed.K4 = (K + 3) / 4, pp->packed.NB = (g.cout + 15) / 16;
+        } else {
+            tn_q8_pack(g.cout, K, (const int8_t *)tn_const_in(m, op, 1), NULL, (const int32_t *)tn_const_in(m, op, 5),
+                       (const int32_t *)tn_const_in(m, op, 3), (const int32_t *)tn_const_in(m, op, 4), mem, &pp->packed);
+        }
         pp->q8 = 1;
         const size_t px = (size_t)pp->rows_per_block * g.ow;
         pp->q8_cols_bytes = (px * (size_t)pp->packed.K4 * 4 + 63) / 64 * 64;
@@ -192,6 +211,7 @@ static int conv_prepare_sel(tn_model *m, tn_op *op, char *err, size_t errlen, in
         if (px_scratch > op->scratch_bytes) op->scratch_bytes = px_scratch;
     }
     op->analytic_macs = (uint64_t)g.n * g.oh * g.ow * g.cout * K;
+    pp->nodense = (packs & PACK_NODENSE) && (has_q8 || has_q16);
     /* an input written by an earlier CONV_2D: room for its kept channels, should its drowsy drop some */
     pp->producer = -1;
     pp->xc_off = 0;
@@ -517,6 +537,7 @@ static int state_build(tn_session *s, const tn_model *m, const tn_op *o, int op,
         if (!strcmp(env, "mask")) st->dense_mask = 1;
         if (!strcmp(env, "subsets")) st->dense_mask = 0;
     }
+    if (pp->nodense) st->dense_mask = 0;  /* no dense packing to run */
     for (int r = 0; r < n_sub && !st->dense_mask; r++, p += per) {
         const int nk = st->sub[r].nk;
         const int32_t *keep = st->sub[r].keep;
@@ -689,7 +710,14 @@ static int inskip_build(tn_session *s, int op, conv_inskip **out) {
         ins->op.out[k] = o->n_in + k;
     }
     char err[256];
-    const int packs = tn_arch->q8_gemm ? PACK_VNNI : tn_arch->q16_gemm ? PACK_AVX2 : 0;
+    int packs = tn_arch->q8_gemm ? PACK_VNNI : tn_arch->q16_gemm ? PACK_AVX2 : 0;
+    {   /* drowsy subsets of rows or channels packed per seed (state_build): the dense packing is never read */
+        const tn_layer_knobs *kn = &s->knobs[op];
+        const char *denv = getenv("TUNABLE_DROWSY");
+        if (packs && g.n == 1 && tn_drowsy_active(kn) && kn->drowsy_granularity != TN_GRAN_ELEMENT &&
+            !(denv && !strcmp(denv, "mask")))
+            packs |= PACK_NODENSE;
+    }
     int skip = !conv_prepare_sel(&ins->m, &ins->op, err, sizeof err, packs) && ins->op.scratch_bytes <= pp->xc_off;
     if (skip && getenv("TUNABLE_INSKIP") == NULL && pp->q8) {
         /* On a CPU with VNNI (groups of 4 channels) only where the smaller layer is expected to save more than
