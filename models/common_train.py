@@ -235,6 +235,10 @@ def knob_dropout_class():
     @keras.saving.register_keras_serializable(package="tunable")
     class KnobDropout(keras.layers.Layer):
         simulate = False  # class-wide switch for float knob simulation at inference
+        # class-wide switch for self-distillation: in training, the first half of the batch is left clean (the
+        # teacher: the knob off) and only the second half is masked (the student). Read when the train step is
+        # traced, so it must be set before the first step.
+        split_clean = False
 
         def __init__(self, seed: int = 0, rescale: bool = False, **kw):
             super().__init__(**kw)
@@ -247,7 +251,7 @@ def knob_dropout_class():
             self.granularity = self.add_weight(name="granularity", shape=(), dtype="int32",
                                                initializer="zeros", trainable=False)
 
-        def _mask(self, x):
+        def _mask(self, x, split: bool = False):
             s = tf.shape(x)
             g = self.granularity
             full = tf.stack([s[0], s[1], s[2], s[3]])
@@ -256,10 +260,17 @@ def knob_dropout_class():
             u_shape = tf.where(tf.equal(g, 0), full, tf.where(tf.equal(g, 1), rows, chans))
             u = keras.random.uniform(u_shape, seed=self.seed_gen)
             keep = tf.cast(u >= self.rate, x.dtype)  # broadcasts against x
-            return keep / (1.0 - self.rate) if self.rescale else keep
+            if self.rescale:
+                keep = keep / (1.0 - self.rate)
+            if split:  # the first half of the batch keeps everything, unscaled (the clean teacher)
+                clean = tf.range(s[0]) < s[0] // 2
+                keep = tf.where(tf.reshape(clean, [-1, 1, 1, 1]), tf.ones_like(keep), keep)
+            return keep
 
         def call(self, x, training=None):
-            if training or KnobDropout.simulate:
+            if training:
+                return x * self._mask(x, split=KnobDropout.split_clean)
+            if KnobDropout.simulate:
                 return x * self._mask(x)
             return x
 
@@ -283,10 +294,22 @@ class KnobDropoutController:
     Python, outside the compiled train step, which reads the layers' rate/granularity variables."""
 
     def __init__(self, model, *, max_rate: float, p_off: float = 0.15, p_shared: float = 0.5,
-                 gran_probs=(0.4, 0.2, 0.4), ramp_steps: int = 0, seed: int = 0):
+                 gran_probs=(0.4, 0.2, 0.4), ramp_steps: int = 0, seed: int = 0,
+                 profile=None, p_profile: float = 0.0, profile_level=(0.5, 1.2), profile_jitter: float = 0.1,
+                 profile_max: float = 0.9):
         self.drops = [l for l in model._flatten_layers() if type(l).__name__ == "KnobDropout"]
         self.max_rate, self.p_off, self.p_shared, self.ramp_steps, self.seed = max_rate, p_off, p_shared, ramp_steps, seed
         self.gran_p = np.asarray(gran_probs, np.float64) / np.sum(gran_probs)
+        # schedule-shaped draws (concentrated around the deployment region): with probability p_profile (of
+        # the batches with dropout) layer k gets clip(L * profile[k] + U[-jitter, jitter], 0, profile_max) with
+        # one level L ~ U[profile_level] per batch, so a non-uniform schedule of that shape is seen at many
+        # strengths around L = 1
+        self.profile = None if profile is None else np.asarray(profile, np.float64)
+        if self.profile is not None and len(self.profile) != len(self.drops):
+            raise ValueError(f"KnobDropoutController: profile has {len(self.profile)} rates for "
+                             f"{len(self.drops)} KnobDropout layers")
+        self.p_profile, self.profile_level = p_profile, tuple(profile_level)
+        self.profile_jitter, self.profile_max = profile_jitter, profile_max
         self.step = 0
         self.set_epoch_rng(0)
 
@@ -301,6 +324,10 @@ class KnobDropoutController:
         r, n = self.rng, len(self.drops)
         if r.random() < self.p_off:
             rates = np.zeros(n)
+        elif self.profile is not None and self.p_profile > 0 and r.random() < self.p_profile:
+            level = r.uniform(*self.profile_level) * ramp
+            jit = r.uniform(-self.profile_jitter, self.profile_jitter, n)
+            rates = np.clip(level * self.profile + jit, 0.0, self.profile_max)
         elif r.random() < self.p_shared:
             rates = np.full(n, r.uniform(0, mr))
         else:

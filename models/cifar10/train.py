@@ -7,6 +7,9 @@ Usage (training needs the `train` extra: TensorFlow + Pillow; evaluation needs o
   python models/cifar10/train.py simulate --workdir /tmp/tunable_cifar10   # float drowsy sweep
   python models/cifar10/train.py eval     --model models/resnet8_cifar10_drowsy_int8.tflite   # TFLM + engine
   python models/cifar10/train.py knobs    --greedy 1000         # engine drowsy sweep (+ a profiled schedule)
+  # self-distillation fine-tune from trained weights (BN frozen; schedule-shaped rates): see the README's commands
+  nice -n 10 python models/cifar10/train.py train --init-weights W.weights.h5 --distill 1 --epochs 5 \
+      --freeze-bn-epochs 5 --bn-recalib 0 --warm-epochs 0 --ramp-epochs 0 --lr 0.01 --profile r1 ... r9 --p-profile 0.6
 
 Data: $TUNABLE_SHARED/data/cifar10/train_jpeg50k.tar.gz (train), test_first1000.npz (evaluation only; never
 used to pick a checkpoint: the last epoch is exported).
@@ -101,6 +104,9 @@ def cmd_train(a) -> None:
     x_te, y_te = ct.load_cifar10_test()
     x_te_f = x_te.astype(np.float32)
     ct.log(f"train {x_tr.shape}, test {x_te.shape}")
+    # monitoring split for the drowsy profile: 1000 fixed training images (never the test set)
+    mon = np.random.default_rng(a.seed + 11).permutation(len(x_tr))[:1000]
+    x_mon, y_mon = x_tr[mon].astype(np.float32), y_tr[mon]
 
     model = build_resnet8(a.seed, a.l2, bool(a.rescale))
     if a.init_weights:  # fine-tuning stage: start from a trained model's weights
@@ -115,7 +121,9 @@ def cmd_train(a) -> None:
     opt.build(model.trainable_variables)  # slots for every variable, so checkpoints keep one structure
     ctrl = ct.KnobDropoutController(model, max_rate=a.max_rate, p_off=a.p_off, p_shared=a.p_shared,
                                       gran_probs=tuple(a.gran_probs), ramp_steps=a.ramp_epochs * steps_per_epoch,
-                                      seed=a.seed)
+                                      seed=a.seed, profile=a.profile or None, p_profile=a.p_profile,
+                                      profile_level=tuple(a.profile_level), profile_jitter=a.profile_jitter)
+    distill_step = _make_distill_step(model, opt, a) if a.distill else None
 
     state_path = work / "state.json"
     ckpt = tf.train.Checkpoint(model=model, optimizer=opt)
@@ -137,14 +145,14 @@ def cmd_train(a) -> None:
     for epoch in range(start, a.epochs):
         frozen = epoch >= freeze_from
         if compiled_frozen != frozen:
-            if frozen and epoch == freeze_from:
+            if frozen and epoch == freeze_from and a.bn_recalib:
                 recalibrate_bn(model, x_tr[np.random.default_rng(a.seed + 3).permutation(len(x_tr))[:a.bn_calib]])
             _compile(model, opt, bn_frozen=frozen)
             compiled_frozen = frozen
         rng = np.random.default_rng([a.seed, epoch])
         perm = rng.permutation(len(x_tr))
         t0 = time.time()
-        losses, accs = [], []
+        losses, accs, extra = [], [], []
         ctrl.set_epoch_rng(epoch)
         for b in range(steps_per_epoch):
             idx = perm[b * a.batch:(b + 1) * a.batch]
@@ -152,19 +160,35 @@ def cmd_train(a) -> None:
             yb = y_tr[idx].astype(np.int32)
             opt.learning_rate = lr_at(epoch * steps_per_epoch + b, total, a.warm_epochs * steps_per_epoch, a.lr)
             ctrl.before_batch()
-            logs = model.train_on_batch(xb, yb, return_dict=True)
+            if distill_step is not None:
+                logs = {k: float(v) for k, v in distill_step(xb, yb).items()}
+            else:
+                logs = model.train_on_batch(xb, yb, return_dict=True)
             if not np.isfinite(logs["loss"]):
                 raise SystemExit(f"epoch {epoch} step {b}: loss is {logs['loss']}; the checkpoint of epoch "
                                  f"{epoch} in {work} is intact (fix, then rerun to resume)")
             losses.append(logs["loss"])
             accs.append(logs.get("accuracy", logs.get("compile_metrics", 0.0)))
+            if distill_step is not None:
+                extra.append([logs["ce_clean"], logs["ce_drop"], logs["kl"], logs["acc_clean"]])
             if b % 100 == 0:
+                more = "" if not extra else (" ce_clean/ce_drop/kl/acc_clean " +
+                                             " ".join(f"{v:.3f}" for v in np.mean(extra[-100:], 0)))
                 ct.log(f"epoch {epoch} step {b}/{steps_per_epoch} loss {np.mean(losses[-100:]):.3f} "
-                       f"acc {np.mean(accs[-100:]):.3f} lr {float(opt.learning_rate):.4f}")
+                       f"acc {np.mean(accs[-100:]):.3f} lr {float(opt.learning_rate):.4f}{more}")
         ct.set_knob_dropout(model, 0.0)
         test = float(np.mean(np.argmax(model.predict(x_te_f, batch_size=250, verbose=0), 1) == y_te))
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_acc": float(np.mean(accs)),
                "test1000_float_clean": test, "seconds": round(time.time() - t0, 1), "bn_frozen": frozen}
+        if extra:
+            rec.update(zip(["ce_clean", "ce_drop", "kl", "train_acc_clean"], map(float, np.mean(extra, 0))))
+        if a.profile:  # float top-1 at the profile schedule (L = 1, element), on training images only
+            # simulate_drowsy reseeds the mask generators: keep the training draws' state
+            gens = [l.seed_gen.state for l in model._flatten_layers() if type(l).__name__ == "KnobDropout"]
+            saved = [g.numpy() for g in gens]
+            rec["train_float_profile_element"] = ct.simulate_drowsy(model, x_mon, y_mon, a.profile, "element")
+            for g, v in zip(gens, saved):
+                g.assign(v)
         history.append(rec)
         ct.log(json.dumps(rec))
         path = ckpt.write(str(work / "ckpt"))
@@ -172,6 +196,43 @@ def cmd_train(a) -> None:
         ct.write_json(state_path, {"epoch": epoch + 1, "ckpt": path, "args_key": _args_key(a)})
     model.save_weights(str(work / "final.weights.h5"))
     _export_and_report(model, x_tr, x_te_f, y_te, Path(a.out), work, a)
+
+
+def _make_distill_step(model, opt, a):
+    """Self-distillation train step (slimmable / once-for-all networks' in-place distillation): the batch is run
+    twice in one pass, clean (knob off, the teacher) and with the drawn knob dropout (the student), via
+    KnobDropout.split_clean; loss = CE(clean) + w_ce * CE(dropped) + w_kd * T^2 KL(stop_grad(clean_T) ||
+    dropped_T), plus the L2 the compiled model would add. The two halves share BN only correctly with BN in
+    inference mode, so this step requires BN frozen for the whole run (--freeze-bn-epochs = --epochs)."""
+    import keras
+    import tensorflow as tf
+    if a.freeze_bn_epochs < a.epochs:
+        raise SystemExit("--distill needs BN frozen for the whole run (--freeze-bn-epochs >= --epochs): with "
+                         "batch statistics the clean and dropped halves would normalise each other")
+    ct.knob_dropout_class().split_clean = True
+    logits_model = keras.Model(model.inputs, model.layers[-2].output)  # the Dense before the Softmax
+    kernels = [l.kernel for l in model.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+    T, w_ce, w_kd, l2 = float(a.kd_temp), float(a.kd_ce_weight), float(a.kd_weight), float(a.l2)
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(xb, yb):
+        n = tf.shape(xb)[0]
+        with tf.GradientTape() as tape:
+            z = logits_model(tf.concat([xb, xb], 0), training=True)
+            zc, zd = z[:n], z[n:]
+            ce_c, ce_d = ce(yb, zc), ce(yb, zd)
+            pt = tf.nn.softmax(tf.stop_gradient(zc) / T)
+            kl = tf.reduce_mean(tf.reduce_sum(pt * (tf.math.log(pt + 1e-12) - tf.nn.log_softmax(zd / T)), 1)) * T * T
+            reg = l2 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in kernels])
+            loss = ce_c + w_ce * ce_d + w_kd * kl + reg
+        vars_ = model.trainable_variables
+        opt.apply_gradients(zip(tape.gradient(loss, vars_), vars_))
+        acc = lambda zz: tf.reduce_mean(tf.cast(tf.equal(tf.argmax(zz, 1, output_type=tf.int32), yb), tf.float32))
+        return {"loss": loss, "accuracy": acc(zd), "acc_clean": acc(zc), "ce_clean": ce_c, "ce_drop": ce_d,
+                "kl": kl}
+
+    return step
 
 
 def recalibrate_bn(model, x_u8: np.ndarray) -> None:
@@ -196,7 +257,13 @@ def recalibrate_bn(model, x_u8: np.ndarray) -> None:
 def _args_key(a) -> str:
     keys = ["seed", "epochs", "batch", "lr", "l2", "max_rate", "p_off", "p_shared", "gran_probs", "ramp_epochs",
             "warm_epochs", "freeze_bn_epochs", "bn_calib", "limit", "rescale", "init_weights"]
-    return json.dumps({k: getattr(a, k) for k in keys}, sort_keys=True)
+    # options added with the distillation stage enter the key only when used, so the key (and resuming) of a
+    # default run is what it was before they existed
+    more = {"distill": 0, "kd_weight": 1.0, "kd_ce_weight": 1.0, "kd_temp": 1.0, "profile": [], "p_profile": 0.0,
+            "profile_level": [0.5, 1.2], "profile_jitter": 0.1, "bn_recalib": 1}
+    d = {k: getattr(a, k) for k in keys}
+    d.update({k: getattr(a, k) for k, v in more.items() if getattr(a, k) != v})
+    return json.dumps(d, sort_keys=True)
 
 
 def _compile(model, opt, bn_frozen: bool) -> None:
@@ -279,6 +346,12 @@ def cmd_knobs(a) -> None:
                 for rescale in a.rescale:
                     settings.append({"drowsy": p, "drowsy_granularity": g, "drowsy_select": sel,
                                      "drowsy_rescale": bool(rescale)})
+    for sched in a.schedule:  # fixed non-uniform schedules, "r1,...,r9" for conv_1..conv_9
+        rates = [float(v) for v in sched.split(",")]
+        for g in a.granularity:
+            for rescale in a.rescale:
+                settings.append({"drowsy": {f"conv_{i + 1}": r for i, r in enumerate(rates) if r > 0},
+                                 "drowsy_granularity": g, "drowsy_select": "random", "drowsy_rescale": bool(rescale)})
     if a.greedy:
         # a non-uniform schedule profiled on training images (train_first4000 after the calibration ones)
         with np.load(ct.shared_dir() / "data" / "cifar10" / "train_first4000.npz") as z:
@@ -293,6 +366,8 @@ def cmd_knobs(a) -> None:
                                                       select=sel, rescale=bool(rescale))
                     settings.append({"drowsy": sched, "drowsy_granularity": g, "drowsy_select": sel,
                                      "drowsy_rescale": bool(rescale)})
+    if a.with_sign_exact:  # the exact sign_exact knob alone and on top of every drowsy setting (a separate line)
+        settings += [{"sign_exact": True}] + [dict(kw, sign_exact=True) for kw in settings]
     rows = ct.engine_knob_sweep(Path(a.model), (x_te.astype(np.int16) - 128).astype(np.int8), y_te.astype(np.int64),
                                 settings, calib)
     ct.print_sweep(rows)
@@ -331,6 +406,20 @@ def main(argv=None) -> None:
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --workdir")
     t.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke tests)")
     t.add_argument("--init-weights", default="", help="fine-tune from these weights (.weights.h5)")
+    t.add_argument("--bn-recalib", type=int, default=1,
+                   help="0: keep the BN statistics when BN freezes (fine-tuning a model whose BN is already frozen)")
+    t.add_argument("--distill", type=int, default=0,
+                   help="1: self-distillation step (clean teacher + dropped student in one batch; needs BN frozen)")
+    t.add_argument("--kd-weight", type=float, default=1.0, help="weight of KL(clean || dropped)")
+    t.add_argument("--kd-ce-weight", type=float, default=1.0, help="weight of CE(dropped)")
+    t.add_argument("--kd-temp", type=float, default=1.0, help="distillation temperature")
+    t.add_argument("--profile", type=float, nargs="*", default=[],
+                   help="per-conv drop rates (conv_1..conv_9) whose shape the schedule-shaped draws follow")
+    t.add_argument("--p-profile", type=float, default=0.0,
+                   help="fraction of the dropout batches drawn schedule-shaped (around --profile)")
+    t.add_argument("--profile-level", type=float, nargs=2, default=[0.5, 1.2], metavar=("LO", "HI"),
+                   help="the level multiplying --profile is drawn in [LO, HI]")
+    t.add_argument("--profile-jitter", type=float, default=0.1, help="per-conv uniform jitter on the profile")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("export")
@@ -360,6 +449,10 @@ def main(argv=None) -> None:
     k.add_argument("--greedy", type=int, default=0,
                    help="also profile a greedy non-uniform schedule on this many training images")
     k.add_argument("--target", type=float, default=0.5, help="conv MAC saving the greedy schedule aims at")
+    k.add_argument("--schedule", nargs="*", default=[],
+                   help="fixed per-conv schedules to measure, each 'r1,...,r9' (conv_1..conv_9), random selection")
+    k.add_argument("--with-sign-exact", action="store_true",
+                   help="also measure sign_exact alone and combined with every drowsy setting")
     k.add_argument("--json", default="", help="write the rows here")
     k.set_defaults(fn=cmd_knobs)
 
