@@ -45,8 +45,10 @@ class Knobs:
     aip_topm: int = 0                     # classifier rows completed exactly; 0 = max(10, 4 * top_n)
     aip_margin: int = 0                   # relu-skip rows whose estimated output is at least this many
                                           # quantization steps below the ReLU clamp (negative: more skipped)
-    conv_preview: float | tuple = 0.0     # CONV+ReLU sign preview over this fraction of the reduction; 0 = off
-    sign_exact: bool | tuple = False      # CONV+ReLU sign-ordered early termination (exact)
+    conv_preview: float | tuple = 0.0     # sign preview of CONV+ReLU (and CONV->ADD+ReLU where the plan links the
+                                          # residual): first check after this fraction of the reduction, then at
+                                          # every later tabulated prefix; 0 = off
+    sign_exact: bool | tuple = False      # sign-ordered early termination (exact), on the same convs
     lut: tuple = ()                       # {layer: (K_w, K_a)}: multiplication-free look-up tables
     prune: int | tuple = 0                # |w| <= threshold read as zero (int8 units)
     weight_lsb_drop: int | tuple = 0      # low bits of every weight read as zero
