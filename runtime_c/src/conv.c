@@ -1389,15 +1389,20 @@ static void gen_task(void *arg, int t, int thread) {
 
 static int conv_eval(tn_ctx *c);
 
-/* drowsy rows or channels where subsets would not pay: the dense kernel, then the dropped outputs zeroed;
- * the counters count what the knob computes (the kept outputs) */
-static int conv_eval_dense_mask(tn_ctx *c, const tn_conv_geom *g, const conv_state *st) {
+/* the plain kernel on the layer's buffers, as with every knob off (the dense first half of dense-then-drop) */
+static int conv_eval_knobs_off(const tn_ctx *c) {
     tn_layer_knobs off;
     memset(&off, 0, sizeof off);
     tn_ctx dense = *c;
     dense.knobs = &off;
     dense.state = NULL;
-    const int rc = conv_eval(&dense);
+    return conv_eval(&dense);
+}
+
+/* drowsy rows or channels where subsets would not pay: the dense kernel, then the dropped outputs zeroed;
+ * the counters count what the knob computes (the kept outputs) */
+static int conv_eval_dense_mask(tn_ctx *c, const tn_conv_geom *g, const conv_state *st) {
+    const int rc = conv_eval_knobs_off(c);
     if (rc) return rc;
     int8_t *y = (int8_t *)tn_out(c, 0);
     const int8_t zero_out = dropped_value(g);
@@ -1460,12 +1465,7 @@ static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, conv_state *st) {
         st->used_ch = (uint64_t)(g->cout - unseen);
         st->e_ready = 2;
     }
-    tn_layer_knobs off;
-    memset(&off, 0, sizeof off);
-    tn_ctx dense = *c;
-    dense.knobs = &off;
-    dense.state = NULL;
-    const int rc = conv_eval(&dense);
+    const int rc = conv_eval_knobs_off(c);
     if (rc) return rc;
     const int64_t n = (int64_t)g->n * g->oh * g->ow * g->cout;
     tn_arch->mask_bytes(n, st->emask, dropped_value(g), (int8_t *)tn_out(c, 0));
