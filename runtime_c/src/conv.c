@@ -287,15 +287,8 @@ static int conv_reference(tn_ctx *c, const tn_conv_geom *g) {
                 }
     uint64_t used_ch = 0;
     for (int oc = 0; oc < g->cout; oc++) used_ch += used[oc];
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)K;
-    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
-    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * g->cout;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)K, used_ch);
+    tn_conv_count_act(c->ctr, g);
     return TN_ERR_OK;
 }
 
@@ -946,15 +939,8 @@ static int conv_eval_q8(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
         used_ch = 0;
         for (int oc = 0; oc < g->cout; oc++) used_ch += used[oc];
     }
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)K;
-    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
-    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * g->cout;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)K, used_ch);
+    tn_conv_count_act(c->ctr, g);
     return TN_ERR_OK;
 }
 
@@ -1142,15 +1128,8 @@ static int conv_eval_px(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) {
         }
         for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     }
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)K;
-    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
-    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)K, used_ch);
+    tn_conv_count_act(c->ctr, g);
     return TN_ERR_OK;
 }
 
@@ -1281,15 +1260,8 @@ static int conv_eval_q16(tn_ctx *c, const tn_conv_geom *g, const conv_prep *pp) 
         }
         for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     }
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)K;
-    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
-    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)K, used_ch);
+    tn_conv_count_act(c->ctr, g);
     return TN_ERR_OK;
 }
 
@@ -1415,14 +1387,7 @@ static int conv_eval_dense_mask(tn_ctx *c, const tn_conv_geom *g, const conv_sta
             computed += (uint64_t)g->ow * sub->nk;
             skipped += (uint64_t)g->ow * sub->nd;
         }
-    const uint64_t used_ch = st->used_ch;
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)K;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)K, st->used_ch);
     return TN_ERR_OK;
 }
 
@@ -1470,13 +1435,7 @@ static int conv_eval_emask(tn_ctx *c, const tn_conv_geom *g, conv_state *st) {
     const int64_t n = (int64_t)g->n * g->oh * g->ow * g->cout;
     tn_arch->mask_bytes(n, st->emask, dropped_value(g), (int8_t *)tn_out(c, 0));
     const uint64_t K = (uint64_t)g->kh * g->kw * g->cin, computed = (uint64_t)n - st->e_dropped;
-    tn_counters *k = c->ctr;
-    k->macs = computed * K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = st->e_dropped;
-    k->weight_bytes = st->used_ch * K;
+    tn_conv_count(c->ctr, computed, st->e_dropped, K, st->used_ch);
     return TN_ERR_OK;
 }
 
@@ -1562,15 +1521,8 @@ static int conv_eval(tn_ctx *c) {
     }
     uint64_t used_ch = 0;
     for (int oc = 0; oc < g.cout; oc++) used_ch += used[oc];
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)K;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)K;
-    k->act_bytes_in = (uint64_t)g.n * g.h * g.w * g.cin;
-    k->act_bytes_out = (uint64_t)g.n * g.oh * g.ow * g.cout;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)K, used_ch);
+    tn_conv_count_act(c->ctr, &g);
     return TN_ERR_OK;
 }
 

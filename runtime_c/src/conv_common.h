@@ -18,4 +18,23 @@ int tn_check_act_range(const tn_op *op, int32_t lo, int32_t hi, char *err, size_
 /* frees a CONV_2D op's per-session state (conv.c), which may own more than its block */
 void tn_conv_state_free(void *state);
 
+/* The counters of a conv-family kernel that computed `computed` outputs of `per_output` MACs each (one
+ * multiply and one add per MAC, one requantization per output), left `skipped` outputs uncomputed, and read
+ * the weights of `used_ch` output channels once. */
+static inline void tn_conv_count(tn_counters *k, uint64_t computed, uint64_t skipped, uint64_t per_output,
+                                 uint64_t used_ch) {
+    k->macs = computed * per_output;
+    k->mults = k->macs;
+    k->adds = k->macs;
+    k->requant_ops = computed;
+    k->outputs_skipped = skipped;
+    k->weight_bytes = used_ch * per_output;
+}
+
+/* ... and its activation bytes: the input read and the output written whole */
+static inline void tn_conv_count_act(tn_counters *k, const tn_conv_geom *g) {
+    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
+    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * g->cout;
+}
+
 #endif

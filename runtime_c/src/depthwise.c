@@ -403,15 +403,8 @@ static int dw_eval_fast(tn_ctx *c, const tn_conv_geom *g, const dw_prep *pp) {
         for (int oc = 0; oc < C; oc++) used_ch += used[oc];
     }
     const int T = pp->taps;
-    tn_counters *k = c->ctr;
-    k->macs = computed * (uint64_t)T;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)T;
-    k->act_bytes_in = (uint64_t)g->n * g->h * g->w * g->cin;
-    k->act_bytes_out = (uint64_t)g->n * g->oh * g->ow * C;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)T, used_ch);
+    tn_conv_count_act(c->ctr, g);
     return TN_ERR_OK;
 }
 
@@ -498,16 +491,9 @@ static int dw_eval(tn_ctx *c) {
         used_ch = 0;
         for (int oc = 0; oc < g.cout; oc++) used_ch += used[oc];
     }
-    tn_counters *k = c->ctr;
     /* MACs of padded taps are not executed, but TFLite's analytic count (and ours) charges the full window */
-    k->macs = computed * (uint64_t)g.kh * g.kw;
-    k->mults = k->macs;
-    k->adds = k->macs;
-    k->requant_ops = computed;
-    k->outputs_skipped = skipped;
-    k->weight_bytes = used_ch * (uint64_t)g.kh * g.kw;
-    k->act_bytes_in = (uint64_t)g.n * g.h * g.w * g.cin;
-    k->act_bytes_out = (uint64_t)g.n * g.oh * g.ow * g.cout;
+    tn_conv_count(c->ctr, computed, skipped, (uint64_t)g.kh * g.kw, used_ch);
+    tn_conv_count_act(c->ctr, &g);
     (void)keep;
     return TN_ERR_OK;
 }
