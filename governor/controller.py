@@ -206,6 +206,15 @@ def _feed(f: SlowdownFilter, total: float, squares: float, n: int) -> bool:
     return f.update(log(mean), n, var)
 
 
+def _add_ratios(w: list, values: list[float], n: int, total: float, cost: float) -> None:
+    """n known values of one cost (summing to total; the missing ones are 0.0 and add nothing) into a window's
+    count, sum and sum of squares of value / profile cost. hypot(*v) ** 2 is the sum of squares in one C call,
+    a third of sum(map(mul, v, v))'s time."""
+    w[0] += n
+    w[1] += total / cost
+    w[2] += (hypot(*values) / cost) ** 2
+
+
 def _change_level(run: list[tuple[float, int]], old: float) -> tuple[float, int]:
     """The new level after a detected change, and how many inferences it rests on: the run's windows from
     the most likely change point on (the split that maximises n_after x (mean_after - old)^2)."""
@@ -691,28 +700,20 @@ class Controller:
         k = len(lats)
         self._wk += k
         p = self._win_pt
-        # hypot(*v) ** 2: the sum of squares in one C call (a third of sum(map(mul, v, v))'s time); the
-        # missing entries are 0.0 and add nothing
         n = k - self._mL
         if n:
             s = sum(lats)
             self._nL += n
             self._sumL += s
             if self._useL:
-                c, w = p.latency_s, self._wL
-                w[0] += n
-                w[1] += s / c
-                w[2] += (hypot(*lats) / c) ** 2
+                _add_ratios(self._wL, lats, n, s, p.latency_s)
         n = k - self._mE
         if n:
             s = sum(ens)
             self._nE += n
             self._sumE += s
             if self._useE:
-                c, w = p.energy_j, self._wE
-                w[0] += n
-                w[1] += s / c
-                w[2] += (hypot(*ens) / c) ** 2
+                _add_ratios(self._wE, ens, n, s, p.energy_j)
         self._mL = self._mE = 0
 
     def _flush(self, battery, alarm: bool = False) -> None:
